@@ -1,0 +1,510 @@
+"""The Kac process: law, velocity and exact samplers (PAPER.md sections 2-4).
+
+A particle starts at 0, moves with speed ``c`` and reverses direction at the jumps of a
+Poisson process of rate ``a``; its position is ``K(t)`` [25-26]. The law of ``K(t)`` is
+
+* two atoms of mass ``exp(-a t)/2`` each, at ``x = -c t`` and ``x = +c t``;
+* on ``(-c t, c t)`` the density [30-31]
+  ``u~(t, x) = a/(2c) exp(-a t) (I0(beta r) + c t I1(beta r)/r)``,
+  ``beta = a/c``, ``r = sqrt(c^2 t^2 - x^2)``;
+
+and the velocity that moves it is [41] ``v(t, x) = x / (t + r I0(beta r) / (c I1(beta r)))``
+inside the light cone and ``+-c`` on the atoms (Thm 4).
+
+Numerical choices, made once here:
+
+* Bessel functions only appear as the exponentially scaled ``i0e``/``i1e`` multiplied by
+  ``exp(z - a t)`` with ``z = beta r <= a t``; the exponent is formed as
+  ``-(a/c) x^2 / (r + c t)``, which has no cancellation, so everything stays finite and
+  accurate for ``a t`` up to 1e4 and beyond.
+* ``I1(z)/z`` is evaluated through its series near ``z = 0`` (limit 1/2).
+* The CDF is a Gauss-Legendre quadrature in the angle ``theta`` with ``x = c t sin(theta)``;
+  in that variable the integrand is smooth up to the edges of the light cone.
+
+All functions work elementwise on tensors of any shape, on CPU and CUDA, in float32 and
+float64; results follow the dtype and device of the inputs. The ``kac_*`` functions are
+the unchecked kernels (used inside training loops, where host syncs matter); the
+:class:`Kac` class validates its inputs and is the public interface.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ._checks import as_tensors, check_not_nan, check_times, positive_scalar
+
+__all__ = [
+    "Kac",
+    "MeanRevertingKac",
+    "LinearSchedule",
+    "KacTableSampler",
+    "kac_density",
+    "kac_velocity",
+    "kac_cdf",
+    "kac_sample",
+    "kac_paths",
+]
+
+# Below this argument I1(z)/z is taken from its series; the next omitted term is z^4/384.
+_SERIES_Z = 1e-4
+# Half-width of the quadrature window in units of the law's standard deviation 1/sqrt(a t)
+# (in the angle variable): the mass outside it is below exp(-72).
+_WINDOW_SIGMAS = 12.0
+_GL_NODES = 128
+_CDF_CHUNK = 8192
+
+
+# ---------------------------------------------------------------------------- kernels
+def _i1e_over_z(z: torch.Tensor) -> torch.Tensor:
+    """``exp(-z) I1(z) / z`` for ``z >= 0``, finite at ``z = 0`` (value 1/2)."""
+    small = z < _SERIES_Z
+    z_safe = torch.where(small, torch.ones_like(z), z)
+    series = torch.exp(-z) * (0.5 + z * z / 16.0)
+    return torch.where(small, series, torch.special.i1e(z_safe) / z_safe)
+
+
+def _cone(t: torch.Tensor, x: torch.Tensor, a: float, c: float):
+    """Shared pieces: ``c t``, inside mask, ``r``, ``z = beta r`` and ``z - a t`` (stable)."""
+    ct = c * t
+    ax = x.abs()
+    inside = ax < ct
+    r2 = ((ct - ax) * (ct + ax)).clamp_min(0.0)
+    r = torch.sqrt(r2)
+    z = (a / c) * r
+    # z - a t = (a/c)(r - c t) = -(a/c) x^2 / (r + c t): no cancellation for large a t.
+    denom = torch.where(inside, r + ct, torch.ones_like(ct))
+    log_scale = torch.where(inside, -(a / c) * x * x / denom, -a * t)
+    return ct, inside, r, z, log_scale
+
+
+def kac_density(t: torch.Tensor, x: torch.Tensor, a: float, c: float) -> torch.Tensor:
+    """Continuous part ``u~(t, x)`` of the law of ``K(t)`` [30-31]; 0 for ``|x| >= c t``.
+
+    Units: density per unit of ``x``. ``t`` and ``x`` broadcast; no validation.
+    """
+    t, x = torch.broadcast_tensors(t, x)
+    _, inside, _, z, log_scale = _cone(t, x, a, c)
+    dens = (a / (2.0 * c)) * torch.exp(log_scale) * (
+        torch.special.i0e(z) + a * t * _i1e_over_z(z)
+    )
+    return torch.where(inside, dens, torch.zeros_like(dens))
+
+
+def kac_velocity(t: torch.Tensor, x: torch.Tensor, a: float, c: float) -> torch.Tensor:
+    """Kac velocity field ``v(t, x)`` of Thm 4 [41], elementwise; no validation.
+
+    Inside the light cone ``v = x / (t + I0(z) / (a I1(z)/z))`` with ``z = (a/c) r``, which
+    tends to ``x / (t + 2/a)`` as ``r -> 0``. On and outside the cone (the atoms, and the
+    region of zero mass) ``v = sign(x) c``; at ``t = x = 0`` it is 0. Always ``|v| <= c``.
+    """
+    t, x = torch.broadcast_tensors(t, x)
+    _, inside, _, z, _ = _cone(t, x, a, c)
+    denom = t + torch.special.i0e(z) / (a * _i1e_over_z(z))
+    v_in = x / denom
+    return torch.where(inside, v_in, torch.sign(x) * c)
+
+
+_GL_CACHE: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _gauss_legendre(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    key = (n, device)
+    if key not in _GL_CACHE:
+        nodes, weights = np.polynomial.legendre.leggauss(n)
+        _GL_CACHE[key] = (
+            torch.as_tensor(nodes, dtype=torch.float64, device=device),
+            torch.as_tensor(weights, dtype=torch.float64, device=device),
+        )
+    return _GL_CACHE[key]
+
+
+def _continuous_cdf64(t: torch.Tensor, x: torch.Tensor, a: float, c: float) -> torch.Tensor:
+    """``integral_{-ct}^{x} u~(t, y) dy`` in float64 for flat ``t, x`` with ``|x| < c t``.
+
+    Substituting ``y = c t sin(theta)`` turns the integrand into
+    ``h(theta) = (a t / 2) exp(-a t (1 - cos theta)) (cos theta i0e(z) + i1e(z))``,
+    ``z = a t cos theta``, smooth on ``[-pi/2, pi/2]``. For large ``a t`` it concentrates in
+    a window of width ``~1/sqrt(a t)`` around 0, to which the integration is restricted.
+    """
+    nodes, weights = _gauss_legendre(_GL_NODES, t.device)
+    at = a * t
+    half_width = torch.clamp(_WINDOW_SIGMAS / torch.sqrt(at), max=math.pi / 2)
+    theta_x = torch.asin(torch.clamp(x / (c * t), -1.0, 1.0))
+    lo = -half_width
+    hi = torch.minimum(torch.maximum(theta_x, lo), half_width)
+    mid, half = (hi + lo) / 2, (hi - lo) / 2
+    theta = mid[:, None] + half[:, None] * nodes[None, :]
+    cos = torch.cos(theta)
+    z = at[:, None] * cos
+    one_minus_cos = 2.0 * torch.sin(theta / 2) ** 2
+    h = (at[:, None] / 2) * torch.exp(-at[:, None] * one_minus_cos) * (
+        cos * torch.special.i0e(z) + torch.special.i1e(z)
+    )
+    return half * (h * weights[None, :]).sum(dim=1)
+
+
+def kac_cdf(t: torch.Tensor, x: torch.Tensor, a: float, c: float) -> torch.Tensor:
+    """``P(K(t) <= x)`` with both atoms included; no validation.
+
+    Computed in float64 (Gauss-Legendre in the angle variable, see
+    :func:`_continuous_cdf64`) and returned in the promoted dtype of the inputs.
+    """
+    t, x = torch.broadcast_tensors(t, x)
+    out_dtype = t.dtype
+    t64, x64 = t.double().reshape(-1), x.double().reshape(-1)
+    ct = c * t64
+    below = x64 < -ct
+    above = x64 >= ct
+    inside = ~below & ~above  # includes x = -ct, where only the left atom counts
+    out = torch.where(above, torch.ones_like(x64), torch.zeros_like(x64))
+    idx = torch.nonzero(inside & (t64 > 0)).squeeze(1)
+    for start in range(0, idx.numel(), _CDF_CHUNK):
+        sel = idx[start : start + _CDF_CHUNK]
+        ts, xs = t64[sel], x64[sel]
+        out[sel] = 0.5 * torch.exp(-a * ts) + _continuous_cdf64(ts, xs, a, c)
+    return out.reshape(t.shape).to(out_dtype)
+
+
+def kac_sample(
+    t: torch.Tensor, a: float, c: float, dim: int = 1, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Exact draw of ``K(t)`` with ``dim`` i.i.d. components: shape ``t.shape + (dim,)``.
+
+    Poisson-Beta construction (PAPER.md section 2): ``N ~ Poisson(a t)`` switches; given
+    ``N = n >= 1`` the share of time spent in the initial direction is
+    ``Y ~ Beta(floor(n/2) + 1, ceil(n/2))`` and ``K = B c t (2Y - 1)`` with a fair sign ``B``.
+    ``2Y - 1`` is formed as ``(G1 - G2)/(G1 + G2)`` from two gamma variables, which keeps
+    relative accuracy when ``Y`` is close to 1/2 (large ``a t``). No validation.
+    """
+    tt = t.unsqueeze(-1).expand(*t.shape, dim)
+    n = torch.poisson(a * tt, generator=generator)
+    alpha = torch.floor(n / 2) + 1.0
+    beta = torch.ceil(n / 2).clamp_min(1.0)  # n = 0 is handled below (no switch: Y = 1)
+    g1 = torch._standard_gamma(alpha, generator=generator)
+    g2 = torch._standard_gamma(beta, generator=generator)
+    frac = torch.where(n > 0, (g1 - g2) / (g1 + g2), torch.ones_like(g1))
+    sign = torch.randint(0, 2, tt.shape, generator=generator, device=tt.device).to(tt.dtype)
+    return (2.0 * sign - 1.0) * c * tt * frac
+
+
+def kac_paths(
+    times: torch.Tensor,
+    n: int,
+    a: float,
+    c: float,
+    dim: int = 1,
+    generator: torch.Generator | None = None,
+    chunk_elements: int = 1 << 24,
+) -> torch.Tensor:
+    """Random-walk realisations of ``K`` at ``times`` (App. A.1): shape ``(len(times), n, dim)``.
+
+    Each of the ``n * dim`` components draws i.i.d. ``Exp(a)`` waiting times; with jump times
+    ``J_k`` and ``J_n <= t < J_{n+1}``,
+    ``K(t) = B c (sum_{k<=n} (-1)^{k-1} (J_k - J_{k-1}) + (-1)^n (t - J_n))``.
+    About ``a T + 5 sqrt(a T) + 10`` waiting times are drawn per component; the rare
+    component whose jumps do not reach ``max(times)`` is extended until it does, so the
+    result is exact. Work is chunked so memory stays near ``chunk_elements`` numbers.
+    No validation.
+    """
+    times = times.reshape(-1)
+    dtype, device = times.dtype, times.device
+    t_max = float(times.max()) if times.numel() else 0.0
+    m = int(math.ceil(a * t_max + 5.0 * math.sqrt(a * t_max) + 10.0))
+    rows_total = n * dim
+    out = torch.empty(rows_total, times.numel(), dtype=dtype, device=device)
+    rows_per_chunk = max(1, chunk_elements // max(m, times.numel()))
+    for start in range(0, rows_total, rows_per_chunk):
+        rows = min(rows_per_chunk, rows_total - start)
+        waits = _exponential((rows, m), a, dtype, device, generator)
+        jumps = torch.cumsum(waits, dim=1)
+        while bool((jumps[:, -1] <= t_max).any()):
+            more = torch.cumsum(_exponential((rows, m), a, dtype, device, generator), dim=1)
+            jumps = torch.cat([jumps, jumps[:, -1:] + more], dim=1)
+        # Position at the jump times: P_0 = 0, P_k = sum_{j<=k} (-1)^{j-1} (J_j - J_{j-1}).
+        jumps0 = torch.cat([torch.zeros(rows, 1, dtype=dtype, device=device), jumps], dim=1)
+        steps = torch.diff(jumps0, dim=1)
+        alt = torch.ones(steps.shape[1], dtype=dtype, device=device)
+        alt[1::2] = -1.0
+        pos = torch.cat(
+            [torch.zeros(rows, 1, dtype=dtype, device=device), torch.cumsum(steps * alt, 1)], 1
+        )
+        query = times.unsqueeze(0).expand(rows, -1).contiguous()
+        k = torch.searchsorted(jumps, query, right=True)  # number of jumps <= t
+        last_jump = torch.gather(jumps0, 1, k)
+        direction = 1.0 - 2.0 * (k % 2).to(dtype)
+        sign = torch.randint(0, 2, (rows, 1), generator=generator, device=device).to(dtype)
+        out[start : start + rows] = (2.0 * sign - 1.0) * c * (
+            torch.gather(pos, 1, k) + direction * (query - last_jump)
+        )
+    return out.T.reshape(times.numel(), n, dim)
+
+
+def _exponential(shape, rate, dtype, device, generator):
+    u = torch.rand(shape, dtype=dtype, device=device, generator=generator)
+    # 1 - u lies in (0, 1], so the log is finite.
+    return -torch.log1p(-u) / rate
+
+
+# ---------------------------------------------------------------------------- public class
+class Kac:
+    """The Kac process with switching rate ``a`` and speed ``c`` (PAPER.md section 2).
+
+    Parameters
+    ----------
+    a : float
+        Rate of the Poisson process of direction switches (1/time), finite and > 0.
+    c : float
+        Speed (space/time), finite and > 0.
+
+    Methods accept tensors or numbers and broadcast like NumPy. Results follow the dtype
+    and device of the inputs. Multi-dimensional use is componentwise (Section 5): ``dim``
+    i.i.d. copies of the 1D process, whose velocity is the vector of 1D velocities
+    (Lemma 13 / Thm 14).
+    """
+
+    def __init__(self, a: float, c: float):
+        self.a = positive_scalar("a", a)
+        self.c = positive_scalar("c", c)
+
+    def __repr__(self) -> str:
+        return f"Kac(a={self.a:g}, c={self.c:g})"
+
+    @property
+    def sigma(self) -> float:
+        """Diffusion-limit standard deviation per unit sqrt(time): ``sqrt(c^2/a)`` (Thm 9)."""
+        return self.c / math.sqrt(self.a)
+
+    # -- law -------------------------------------------------------------------------
+    def atom_mass(self, t) -> torch.Tensor:
+        """Total mass ``exp(-a t)`` of the two atoms at ``+-c t``; same shape as ``t``."""
+        (t,) = as_tensors(t)
+        check_times(t)
+        return torch.exp(-self.a * t)
+
+    def density(self, t, x) -> torch.Tensor:
+        """Continuous part ``u~(t, x)`` [30-31]; 0 for ``|x| >= c t``. Broadcasts ``t``, ``x``."""
+        t, x = self._tx(t, x)
+        return kac_density(t, x, self.a, self.c)
+
+    def cdf(self, t, x) -> torch.Tensor:
+        """``P(K(t) <= x)``, atoms included. Broadcasts ``t``, ``x``."""
+        t, x = self._tx(t, x)
+        return kac_cdf(t, x, self.a, self.c)
+
+    def velocity(self, t, x) -> torch.Tensor:
+        """Velocity ``v(t, x)`` of Thm 4 [41]; ``+-c`` on the atoms, ``|v| <= c`` everywhere."""
+        t, x = self._tx(t, x)
+        return kac_velocity(t, x, self.a, self.c)
+
+    def conditional_velocity(self, t, x, x0) -> torch.Tensor:
+        """``v_t(x | x0) = (v(t, x^i - x0^i))_i`` (Thm 14) for ``X_t = x0 + K(t)``.
+
+        ``x`` and ``x0`` have shape ``(..., d)``; ``t`` has the batch shape ``(...)`` (or is a
+        scalar) and is applied to every component.
+        """
+        t, x, x0 = as_tensors(t, x, x0)
+        check_times(t)
+        check_not_nan(x, "x")
+        check_not_nan(x0, "x0")
+        return kac_velocity(t.unsqueeze(-1), x - x0, self.a, self.c)
+
+    # -- sampling --------------------------------------------------------------------
+    def sample(self, t, dim: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Exact draw of ``K(t)`` (Poisson-Beta construction): shape ``t.shape + (dim,)``."""
+        (t,) = as_tensors(t)
+        check_times(t)
+        _check_count("dim", dim)
+        return kac_sample(t, self.a, self.c, dim=dim, generator=generator)
+
+    def paths(
+        self, times, n: int, dim: int = 1, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``n`` random-walk realisations observed at ``times`` (App. A.1).
+
+        Returns shape ``(len(times), n, dim)``; row ``i`` is ``K(times[i])`` along the same
+        ``n * dim`` walks, so rows are coupled in time.
+        """
+        (times,) = as_tensors(times)
+        check_times(times, "times")
+        if times.ndim != 1:
+            raise ValueError(f"times must be one-dimensional, got shape {tuple(times.shape)}")
+        _check_count("n", n)
+        _check_count("dim", dim)
+        return kac_paths(times, n, self.a, self.c, dim=dim, generator=generator)
+
+    def _tx(self, t, x):
+        t, x = as_tensors(t, x)
+        check_times(t)
+        check_not_nan(x, "x")
+        return t, x
+
+
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+# ---------------------------------------------------------------------------- mean reversion
+@dataclass(frozen=True)
+class LinearSchedule:
+    """Mean-reversion schedule ``f(t) = 1 - t/T`` with ``f(0) = 1``, ``f(T) = 0`` (Remark 17)."""
+
+    T: float
+
+    def __post_init__(self):
+        positive_scalar("T", self.T)
+
+    def value(self, t: torch.Tensor) -> torch.Tensor:
+        return 1.0 - t / self.T
+
+    def derivative(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(t, -1.0 / self.T)
+
+
+@dataclass
+class MeanRevertingKac:
+    """Mean-reverting Kac process ``X_t = f(t) X_0 + K(t)`` (Remark 17, [98-99]).
+
+    ``schedule`` is any object with ``value(t)`` and ``derivative(t)`` and ``f(0) = 1``,
+    ``f(T) = 0``; the default is :class:`LinearSchedule`. At ``t = T`` the law is that of
+    ``K(T)``, independent of the data.
+    """
+
+    kac: Kac
+    T: float
+    schedule: object = field(default=None)
+
+    def __post_init__(self):
+        self.T = positive_scalar("T", self.T)
+        if self.schedule is None:
+            self.schedule = LinearSchedule(self.T)
+
+    def sample(self, t, x0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``X_t = f(t) x0 + K(t)`` given ``x0`` of shape ``(..., d)``, ``t`` of shape ``(...)``."""
+        t, x0 = as_tensors(t, x0)
+        check_times(t)
+        f = self.schedule.value(t).unsqueeze(-1)
+        k = kac_sample(t, self.kac.a, self.kac.c, dim=x0.shape[-1], generator=generator)
+        return f * x0 + k
+
+    def conditional_velocity(self, t, x, x0) -> torch.Tensor:
+        """``v_t(x | x0) = f'(t) x0 + v(t, x - f(t) x0)`` componentwise [99]."""
+        t, x, x0 = as_tensors(t, x, x0)
+        check_times(t)
+        check_not_nan(x, "x")
+        f = self.schedule.value(t).unsqueeze(-1)
+        df = self.schedule.derivative(t).unsqueeze(-1)
+        return df * x0 + kac_velocity(t.unsqueeze(-1), x - f * x0, self.kac.a, self.kac.c)
+
+
+# ---------------------------------------------------------------------------- table sampler
+class KacTableSampler:
+    """Inverse-transform sampler from a precomputed quantile table (the paper's route).
+
+    The continuous part of the law of ``K(t)/(c t)`` is tabulated at ``n_times`` equally
+    spaced times in ``[0, t_max]`` and ``n_levels`` equally spaced probability levels in
+    ``[0, 1]``; its CDF at each time comes from a cumulative trapezoid rule of ``u~`` on
+    ``n_grid`` points across the light cone. Sampling chooses an atom with probability
+    ``exp(-a t)`` and otherwise interpolates the table bilinearly in ``(t, level)``.
+    Kept for comparison with the exact sampler: it pays set-up time, memory and
+    interpolation error. ``setup_seconds`` and ``nbytes`` record its cost.
+    """
+
+    def __init__(
+        self,
+        kac: Kac,
+        t_max: float,
+        n_times: int = 10_000,
+        n_levels: int = 4096,
+        n_grid: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
+        import time
+
+        self.kac = kac
+        self.t_max = positive_scalar("t_max", t_max)
+        _check_count("n_times", n_times)
+        _check_count("n_levels", n_levels)
+        if n_times < 2 or n_levels < 2:
+            raise ValueError("n_times and n_levels must be >= 2")
+        n_grid = n_levels if n_grid is None else n_grid
+        _check_count("n_grid", n_grid)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        start = time.perf_counter()
+        self.table = self._build(n_times, n_levels, n_grid)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.setup_seconds = time.perf_counter() - start
+
+    @property
+    def nbytes(self) -> int:
+        return self.table.numel() * self.table.element_size()
+
+    def _build(self, n_times: int, n_levels: int, n_grid: int) -> torch.Tensor:
+        a, c = self.kac.a, self.kac.c
+        dev = self.device
+        times = torch.linspace(0.0, self.t_max, n_times, dtype=torch.float64, device=dev)
+        # At t -> 0 the normalised continuous law of K/(ct) tends to uniform on (-1, 1);
+        # a tiny positive time reproduces that limit without 0/0.
+        times = times.clamp_min(self.t_max * 1e-9)
+        u = torch.linspace(-1.0, 1.0, n_grid, dtype=torch.float64, device=dev)
+        levels = torch.linspace(0.0, 1.0, n_levels, dtype=torch.float64, device=dev)
+        table = torch.empty(n_times, n_levels, dtype=self.dtype, device=dev)
+        rows = max(1, (1 << 22) // n_grid)
+        for s in range(0, n_times, rows):
+            t = times[s : s + rows, None]
+            dens = kac_density(t, c * t * u[None, :], a, c) * (c * t)  # density in u
+            cum = torch.cumsum((dens[:, 1:] + dens[:, :-1]) / 2 * (u[1] - u[0]), dim=1)
+            cdf = torch.cat([torch.zeros_like(cum[:, :1]), cum], dim=1)
+            cdf = cdf / cdf[:, -1:]
+            table[s : s + rows] = _interp_rows(levels, cdf, u).to(self.dtype)
+        return table
+
+    def sample(self, t, dim: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Approximate draw of ``K(t)``: shape ``t.shape + (dim,)``; needs ``t <= t_max``."""
+        (t,) = as_tensors(t, dtype=self.dtype)
+        t = t.to(self.device)
+        check_times(t)
+        if bool((t > self.t_max).any()):
+            raise ValueError(f"t must be <= t_max = {self.t_max:g} for this table")
+        _check_count("dim", dim)
+        a, c = self.kac.a, self.kac.c
+        tt = t.unsqueeze(-1).expand(*t.shape, dim)
+        shape = tt.shape
+        u_atom = torch.rand(shape, generator=generator, device=self.device, dtype=self.dtype)
+        level = torch.rand(shape, generator=generator, device=self.device, dtype=self.dtype)
+        sign = 2.0 * torch.randint(0, 2, shape, generator=generator, device=self.device) - 1.0
+        n_times, n_levels = self.table.shape
+        pt = tt / self.t_max * (n_times - 1)
+        i0 = pt.floor().clamp(max=n_times - 2).long()
+        wt = pt - i0
+        pl = level * (n_levels - 1)
+        j0 = pl.floor().clamp(max=n_levels - 2).long()
+        wl = pl - j0
+        tab = self.table
+
+        def row(i):
+            return tab[i, j0] * (1 - wl) + tab[i, j0 + 1] * wl
+
+        unit = row(i0) * (1 - wt) + row(i0 + 1) * wt
+        ct = c * tt
+        atom = u_atom < torch.exp(-a * tt)
+        return torch.where(atom, sign.to(self.dtype) * ct, ct * unit)
+
+
+def _interp_rows(levels: torch.Tensor, cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Row-wise inverse of monotone ``cdf`` (rows over grid ``u``) at ``levels``."""
+    rows = cdf.shape[0]
+    q = levels.unsqueeze(0).expand(rows, -1).contiguous()
+    hi = torch.searchsorted(cdf, q).clamp(1, cdf.shape[1] - 1)
+    lo = hi - 1
+    c_lo, c_hi = torch.gather(cdf, 1, lo), torch.gather(cdf, 1, hi)
+    w = torch.where(c_hi > c_lo, (q - c_lo) / (c_hi - c_lo), torch.zeros_like(q))
+    return u[lo] + w.clamp(0, 1) * (u[hi] - u[lo])
+

@@ -88,9 +88,7 @@ def kac_density(t: torch.Tensor, x: torch.Tensor, a: float, c: float) -> torch.T
     """
     t, x = torch.broadcast_tensors(t, x)
     _, inside, _, z, log_scale = _cone(t, x, a, c)
-    dens = (a / (2.0 * c)) * torch.exp(log_scale) * (
-        torch.special.i0e(z) + a * t * _i1e_over_z(z)
-    )
+    dens = (a / (2.0 * c)) * torch.exp(log_scale) * (torch.special.i0e(z) + a * t * _i1e_over_z(z))
     return torch.where(inside, dens, torch.zeros_like(dens))
 
 
@@ -141,8 +139,10 @@ def _continuous_cdf64(t: torch.Tensor, x: torch.Tensor, a: float, c: float) -> t
     cos = torch.cos(theta)
     z = at[:, None] * cos
     one_minus_cos = 2.0 * torch.sin(theta / 2) ** 2
-    h = (at[:, None] / 2) * torch.exp(-at[:, None] * one_minus_cos) * (
-        cos * torch.special.i0e(z) + torch.special.i1e(z)
+    h = (
+        (at[:, None] / 2)
+        * torch.exp(-at[:, None] * one_minus_cos)
+        * (cos * torch.special.i0e(z) + torch.special.i1e(z))
     )
     return half * (h * weights[None, :]).sum(dim=1)
 
@@ -237,8 +237,8 @@ def kac_paths(
         last_jump = torch.gather(jumps0, 1, k)
         direction = 1.0 - 2.0 * (k % 2).to(dtype)
         sign = torch.randint(0, 2, (rows, 1), generator=generator, device=device).to(dtype)
-        out[start : start + rows] = (2.0 * sign - 1.0) * c * (
-            torch.gather(pos, 1, k) + direction * (query - last_jump)
+        out[start : start + rows] = (
+            (2.0 * sign - 1.0) * c * (torch.gather(pos, 1, k) + direction * (query - last_jump))
         )
     return out.T.reshape(times.numel(), n, dim)
 
@@ -384,9 +384,10 @@ class MeanRevertingKac:
             self.schedule = LinearSchedule(self.T)
 
     def sample(self, t, x0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``X_t = f(t) x0 + K(t)`` given ``x0`` of shape ``(..., d)``, ``t`` of shape ``(...)``."""
+        """Draw ``X_t = f(t) x0 + K(t)``; ``x0`` has shape ``(..., d)``, ``t`` shape ``(...)``."""
         t, x0 = as_tensors(t, x0)
         check_times(t)
+        check_not_nan(x0, "x0")
         f = self.schedule.value(t).unsqueeze(-1)
         k = kac_sample(t, self.kac.a, self.kac.c, dim=x0.shape[-1], generator=generator)
         return f * x0 + k
@@ -459,7 +460,10 @@ class KacTableSampler:
         rows = max(1, (1 << 22) // n_grid)
         for s in range(0, n_times, rows):
             t = times[s : s + rows, None]
-            dens = kac_density(t, c * t * u[None, :], a, c) * (c * t)  # density in u
+            # The grid ends exactly on the cone, where kac_density returns 0 (that point
+            # carries the atoms); the continuous part's edge value is its limit from inside.
+            inner_u = u.clamp(-1.0 + 1e-12, 1.0 - 1e-12)
+            dens = kac_density(t, c * t * inner_u[None, :], a, c) * (c * t)  # density in u
             cum = torch.cumsum((dens[:, 1:] + dens[:, :-1]) / 2 * (u[1] - u[0]), dim=1)
             cdf = torch.cat([torch.zeros_like(cum[:, :1]), cum], dim=1)
             cdf = cdf / cdf[:, -1:]
@@ -507,4 +511,3 @@ def _interp_rows(levels: torch.Tensor, cdf: torch.Tensor, u: torch.Tensor) -> to
     c_lo, c_hi = torch.gather(cdf, 1, lo), torch.gather(cdf, 1, hi)
     w = torch.where(c_hi > c_lo, (q - c_lo) / (c_hi - c_lo), torch.zeros_like(q))
     return u[lo] + w.clamp(0, 1) * (u[hi] - u[lo])
-

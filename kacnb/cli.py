@@ -1,0 +1,294 @@
+"""Command line: ``kacnb list``, ``kacnb run``, ``kacnb golden`` (also ``python -m kacnb``)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .registry import NOTEBOOKS, NotebookSpec, Registry, UnknownNotebookError
+
+__all__ = ["main", "build_parser"]
+
+PROG = "kacnb"
+
+
+def _param(text: str) -> tuple[str, object]:
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        parsed: object = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value
+    return name, parsed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .runtime import PROFILES
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Run the notebooks reproducing 'Telegrapher's Generative Model via Kac Flows'. "
+            "notebooks/<stem>.py (jupytext percent format) is the source of truth; "
+            "'run' executes it with papermill into notebooks/<stem>.ipynb and writes the "
+            "figures (PNG + PDF) to figures/."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    nb_dir = argparse.ArgumentParser(add_help=False)
+    nb_dir.add_argument(
+        "--notebooks-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="directory of the notebook .py sources "
+        "(default: ./notebooks if it exists, else the repository's notebooks/)",
+    )
+
+    p_list = sub.add_parser(
+        "list", parents=[nb_dir], help="list the notebooks and the paper figures they reproduce"
+    )
+    p_list.set_defaults(func=cmd_list)
+
+    p_run = sub.add_parser(
+        "run",
+        parents=[nb_dir],
+        help="execute notebooks (default: every existing one)",
+        description="Execute notebooks with papermill; stops at the first failing notebook.",
+    )
+    p_run.add_argument(
+        "notebooks",
+        nargs="*",
+        metavar="NOTEBOOK",
+        help="number ('02' or '2'), stem ('02_kac_1d') or path; default: all existing",
+    )
+    p_run.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="quick",
+        help="smoke: seconds, for tests; quick: minutes (default); paper: the paper's settings",
+    )
+    p_run.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda if available, else cpu; default), cpu, cuda or cuda:N",
+    )
+    p_run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p_run.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to write the executed <stem>.ipynb (default: in place, next to the .py)",
+    )
+    p_run.add_argument(
+        "--figures-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the notebooks write figures and runs/<stem>.json "
+        "(default: figures/ at the repository root)",
+    )
+    p_run.add_argument(
+        "-p",
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra notebook parameter (VALUE is a Python literal, else a string); repeatable",
+    )
+    p_run.add_argument(
+        "--timeout", type=float, default=None, metavar="S", help="per-cell timeout in seconds"
+    )
+    p_run.add_argument(
+        "--log-output", action="store_true", help="echo the cells' outputs to the terminal"
+    )
+    p_run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p_run.set_defaults(func=cmd_run)
+
+    p_gold = sub.add_parser(
+        "golden",
+        parents=[nb_dir],
+        help="regenerate the smoke-profile golden notebooks tests/golden/<stem>.ipynb",
+        description=(
+            "Execute notebooks with profile=smoke, device=cpu, seed=0 into "
+            "tests/golden/<stem>.ipynb, the references of the nbval regression test."
+        ),
+    )
+    p_gold.add_argument(
+        "notebooks", nargs="*", metavar="NOTEBOOK", help="default: all existing notebooks"
+    )
+    p_gold.add_argument(
+        "--golden-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="default: tests/golden at the repository root",
+    )
+    p_gold.add_argument(
+        "--timeout", type=float, default=None, metavar="S", help="per-cell timeout in seconds"
+    )
+    p_gold.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p_gold.set_defaults(func=cmd_golden)
+    return parser
+
+
+def _err(msg: str) -> None:
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+
+
+def _registry(args, entries: Iterable[NotebookSpec]) -> Registry:
+    if args.notebooks_dir is not None and not args.notebooks_dir.is_dir():
+        raise NotADirectoryError(f"notebooks directory {args.notebooks_dir} does not exist")
+    return Registry(entries, args.notebooks_dir)
+
+
+def _figure_lines(spec: NotebookSpec) -> list[str]:
+    lines = []
+    for fig in spec.figures:
+        what = fig.paper if fig.paper else "extra"
+        caption = f"  ({fig.caption})" if fig.caption else ""
+        lines.append(f"{what:>8} -> {fig.stem}.png/.pdf{caption}")
+    lines.append(f"{'':>8}    notebook figures: {spec.file_prefix}*")
+    return lines
+
+
+def cmd_list(args, entries) -> int:
+    reg = _registry(args, entries)
+    n_exist = 0
+    for spec in reg.entries:
+        exists = reg.exists(spec)
+        n_exist += exists
+        state = "exists" if exists else "not written yet"
+        print(f"{spec.label}  {spec.stem}  [{state}]")
+        print(f"    {spec.title}")
+        for line in _figure_lines(spec):
+            print(f"    {line}")
+    print(f"{n_exist} of {len(reg.entries)} notebooks exist in {reg.notebooks_dir}")
+    return 0
+
+
+def _resolve(args, reg: Registry) -> list[NotebookSpec]:
+    specs = reg.resolve_runnable(args.notebooks)
+    if not specs:
+        print(f"{PROG}: no notebooks yet in {reg.notebooks_dir} (nothing to run)")
+    return specs
+
+
+def _bar(specs, disable: bool):
+    from tqdm import tqdm
+
+    return tqdm(specs, desc="notebooks", unit="nb", disable=disable or len(specs) < 2)
+
+
+def cmd_run(args, entries) -> int:
+    from tqdm import tqdm
+
+    from .runner import RESERVED_PARAMETERS, NotebookFailed, run_notebook
+    from .runtime import resolve_device
+
+    reg = _registry(args, entries)
+    extra = dict(args.param)
+    clash = sorted(set(extra) & set(RESERVED_PARAMETERS))
+    if clash:
+        raise ValueError(f"set {', '.join(clash)} with --profile/--device/--seed/--figures-dir")
+    specs = _resolve(args, reg)
+    if not specs:
+        return 0
+    device = str(resolve_device(args.device))
+    figures_dir = (args.figures_dir or reg.figures_dir).resolve()
+    if args.log_output:
+        logging.basicConfig(format="%(message)s")
+        logging.getLogger("papermill").setLevel(logging.INFO)
+    print(
+        f"{PROG}: running {len(specs)} notebook(s): profile={args.profile} device={device} "
+        f"seed={args.seed} figures -> {figures_dir}",
+        file=sys.stderr,
+    )
+    bar = _bar(specs, args.no_progress)
+    for spec in bar:
+        bar.set_postfix_str(spec.stem)
+        output = (args.output_dir / f"{spec.stem}.ipynb") if args.output_dir else None
+        try:
+            result = run_notebook(
+                spec,
+                reg.source(spec),
+                profile=args.profile,
+                device=device,
+                seed=args.seed,
+                output=output,
+                figures_dir=figures_dir,
+                progress_bar=not args.no_progress,
+                log_output=args.log_output,
+                timeout=args.timeout,
+                extra_parameters=extra,
+            )
+        except NotebookFailed as exc:
+            bar.close()
+            print(f"{PROG}: FAILED: {exc}", file=sys.stderr)
+            return 1
+        tqdm.write(
+            f"{spec.stem}: done in {result.record['wall_time_s']:.1f} s -> {result.output}",
+            file=sys.stderr,
+        )
+    bar.close()
+    return 0
+
+
+def cmd_golden(args, entries) -> int:
+    from tqdm import tqdm
+
+    from .runner import NotebookFailed, make_golden
+
+    reg = _registry(args, entries)
+    specs = _resolve(args, reg)
+    if not specs:
+        return 0
+    golden_dir = (args.golden_dir or reg.golden_dir).resolve()
+    bar = _bar(specs, args.no_progress)
+    for spec in bar:
+        bar.set_postfix_str(spec.stem)
+        try:
+            path = make_golden(
+                spec,
+                reg.source(spec),
+                golden_dir,
+                progress_bar=not args.no_progress,
+                timeout=args.timeout,
+            )
+        except NotebookFailed as exc:
+            bar.close()
+            print(f"{PROG}: FAILED: {exc}", file=sys.stderr)
+            return 1
+        tqdm.write(f"{spec.stem}: golden written to {path}", file=sys.stderr)
+    bar.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, *, entries: Iterable[NotebookSpec] = NOTEBOOKS) -> int:
+    """Entry point; returns the exit status (0 ok, 1 a notebook failed, 2 bad usage).
+
+    ``entries`` replaces the registered notebooks (for tests).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args, tuple(entries))
+    except (UnknownNotebookError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        _err(str(exc))
+        return 2
+    except RuntimeError as exc:  # e.g. --device cuda without CUDA
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130

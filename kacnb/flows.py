@@ -1,0 +1,499 @@
+"""Flows of measures and the size of their velocity fields (PAPER.md section 1).
+
+A flow ``mu_t`` with velocity ``v_t`` solves the continuity equation
+``d/dt mu_t + div(mu_t v_t) = 0`` [2]; learning it is well posed when
+``||v_t||^2_{L2(mu_t)} = E_{X ~ mu_t} |v_t(X)|^2`` is integrable in ``t`` [3]. This module
+implements the flows of the table in PAPER.md section 1 with their velocities and this norm:
+
+* :class:`CouplingFlow` (rectified flow towards ``delta_0``): norm ``d`` [6-7];
+* :class:`DiffusionFlow` (heat flow from ``delta_0``): norm ``d sigma^2 / (4 t)`` [8-12];
+* :func:`boltzmann_1d` (Boltzmann linear interpolation, 1D grid) [13-16];
+* :func:`poisson_field`, :func:`poisson_velocity`, :func:`poisson_velocity_norm_sq_1d`
+  (Poisson flow / PFGM) [17-19];
+* :class:`KacFlow` (componentwise Kac process, Section 5): norm ``<= d c^2`` (Prop 11).
+
+The flow classes share a small interface: ``sample(t, n, generator=None, dtype=...,
+device=...)`` returns ``n`` draws of ``mu_t`` with shape ``(n, dim)``;
+``velocity(t, x)`` evaluates ``v_t`` at ``x`` of shape ``(..., dim)``;
+``velocity_norm_sq(t)`` gives ``||v_t||^2_{L2(mu_t)}`` without sampling.
+:func:`mc_velocity_norm_sq` estimates the norm by Monte Carlo for any object with
+``sample`` and ``velocity``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+
+from ._checks import positive_scalar
+from .kac import Kac
+from .telegraph import _grid, kac_cone_quadrature
+
+__all__ = [
+    "CouplingFlow",
+    "DiffusionFlow",
+    "KacFlow",
+    "MCEstimate",
+    "mc_velocity_norm_sq",
+    "BoltzmannState",
+    "boltzmann_1d",
+    "unit_sphere_area",
+    "poisson_field",
+    "poisson_density",
+    "poisson_velocity",
+    "poisson_velocity_norm_sq_1d",
+]
+
+# Poisson-field work is split so that one block holds about this many numbers.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+# ---------------------------------------------------------------------------- validation
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _time_in(t, name: str, lo: float, hi: float, lo_open: bool, hi_open: bool) -> float:
+    """``t`` as a float, or ``ValueError`` naming it unless it lies in the given interval."""
+    try:
+        v = float(t)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {t!r}") from None
+    below = v <= lo if lo_open else v < lo
+    above = v >= hi if hi_open else v > hi
+    if not math.isfinite(v) or below or above:
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise ValueError(f"{name} must lie in {left}{lo:g}, {hi:g}{right}, got {t!r}")
+    return v
+
+
+def _as_float_tensor(x, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=torch.get_default_dtype())
+    if not x.dtype.is_floating_point:
+        x = x.to(torch.get_default_dtype())
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return x
+
+
+def _check_points(x: torch.Tensor, dim: int, name: str = "x") -> torch.Tensor:
+    x = _as_float_tensor(x, name)
+    if x.ndim == 0 or x.shape[-1] != dim:
+        raise ValueError(f"{name} must have shape (..., {dim}), got {tuple(x.shape)}")
+    return x
+
+
+# ---------------------------------------------------------------------------- Monte Carlo
+class MCEstimate(NamedTuple):
+    """Monte-Carlo mean and its standard error (same units as the estimated quantity)."""
+
+    mean: float
+    stderr: float
+
+
+def mc_velocity_norm_sq(
+    flow, t: float, n: int, generator: torch.Generator | None = None
+) -> MCEstimate:
+    """Monte-Carlo estimate of ``||v_t||^2_{L2(mu_t)} = E |v_t(X_t)|^2`` from ``n`` draws.
+
+    ``flow`` is any object with ``sample(t, n, generator=...) -> (n, d)`` and
+    ``velocity(t, x) -> (n, d)``. Returns the sample mean of ``|v_t(X)|^2`` (squared
+    space/time) and its standard error ``std / sqrt(n)``.
+    """
+    n = _count("n", n)
+    if n < 2:
+        raise ValueError(f"n must be >= 2 to estimate a standard error, got {n}")
+    if not (hasattr(flow, "sample") and hasattr(flow, "velocity")):
+        raise ValueError("flow must provide sample(t, n, generator=...) and velocity(t, x)")
+    x = flow.sample(t, n, generator=generator)
+    sq = (flow.velocity(t, x) ** 2).reshape(n, -1).sum(dim=1)
+    return MCEstimate(float(sq.mean()), float(sq.std() / math.sqrt(n)))
+
+
+# ---------------------------------------------------------------------------- coupling
+class CouplingFlow:
+    """Coupling / rectified flow from ``N(0, I_d)`` to ``delta_0`` [6-7].
+
+    ``X_t = (1 - t) Z``, ``Z ~ N(0, I_d)``, ``t in [0, 1]``; velocity
+    ``v_t(x) = -x / (1 - t)`` for ``t < 1``, so ``|v_t(X_t)|^2 = |Z|^2`` and
+    ``||v_t||^2 = d`` for all ``t``: the energy condition [3] holds, but
+    ``Lip(v_t) = 1/(1-t)`` is not integrable at ``t = 1``, so the ODE condition [4] fails.
+    """
+
+    def __init__(self, dim: int):
+        self.dim = _count("dim", dim)
+
+    def __repr__(self) -> str:
+        return f"CouplingFlow(dim={self.dim})"
+
+    def sample(
+        self,
+        t: float,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """``n`` draws of ``X_t = (1 - t) Z``: shape ``(n, dim)``; ``t in [0, 1]``."""
+        t = _time_in(t, "t", 0.0, 1.0, False, False)
+        n = _count("n", n)
+        z = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=device)
+        return (1.0 - t) * z
+
+    def velocity(self, t: float, x: torch.Tensor) -> torch.Tensor:
+        """``v_t(x) = -x / (1 - t)`` for ``t in [0, 1)``; ``x`` of shape ``(..., dim)``."""
+        t = _time_in(t, "t", 0.0, 1.0, False, True)
+        x = _check_points(x, self.dim)
+        return -x / (1.0 - t)
+
+    def velocity_norm_sq(self, t: float) -> float:
+        """``||v_t||^2_{L2(mu_t)} = d`` for ``t in [0, 1)`` (PAPER.md section 1 table)."""
+        _time_in(t, "t", 0.0, 1.0, False, True)
+        return float(self.dim)
+
+
+# ---------------------------------------------------------------------------- diffusion
+class DiffusionFlow:
+    """Heat flow from ``delta_0``: ``mu_t = N(0, sigma^2 t I_d)`` [8-12].
+
+    The velocity moving it is ``v_t = -(sigma^2/2) grad log p_t``, i.e.
+    ``v_t(x) = x / (2 t)`` (independent of ``sigma``), and
+    ``||v_t||^2 = E|X_t|^2 / (4 t^2) = d sigma^2 / (4 t)``, whose integral diverges at
+    ``t = 0``: the energy condition [3] fails.
+    """
+
+    def __init__(self, dim: int, sigma: float = 1.0):
+        self.dim = _count("dim", dim)
+        self.sigma = positive_scalar("sigma", sigma)
+
+    def __repr__(self) -> str:
+        return f"DiffusionFlow(dim={self.dim}, sigma={self.sigma:g})"
+
+    def sample(
+        self,
+        t: float,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """``n`` draws of ``sigma W(t) ~ N(0, sigma^2 t I_d)``: shape ``(n, dim)``; ``t >= 0``."""
+        t = _time_in(t, "t", 0.0, math.inf, False, True)
+        n = _count("n", n)
+        z = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=device)
+        return self.sigma * math.sqrt(t) * z
+
+    def velocity(self, t: float, x: torch.Tensor) -> torch.Tensor:
+        """``v_t(x) = x / (2 t)`` for ``t > 0``; ``x`` of shape ``(..., dim)``."""
+        t = _time_in(t, "t", 0.0, math.inf, True, True)
+        x = _check_points(x, self.dim)
+        return x / (2.0 * t)
+
+    def velocity_norm_sq(self, t: float) -> float:
+        """``||v_t||^2_{L2(mu_t)} = d sigma^2 / (4 t)`` for ``t > 0``."""
+        t = _time_in(t, "t", 0.0, math.inf, True, True)
+        return self.dim * self.sigma**2 / (4.0 * t)
+
+
+# ---------------------------------------------------------------------------- Kac
+class KacFlow:
+    """Componentwise Kac flow ``mu_t = law(K(t))``, ``K`` with ``dim`` i.i.d. components.
+
+    The velocity is the vector of 1D Kac velocities (Lemma 13 / Thm 14, [41], [88]); since
+    ``|v| <= c`` componentwise, ``||v_t||^2 <= d c^2`` for all ``t`` (Prop 11).
+    """
+
+    def __init__(self, kac: Kac, dim: int):
+        if not isinstance(kac, Kac):
+            raise ValueError(f"kac must be a kacnb.Kac instance, got {type(kac).__name__}")
+        self.kac = kac
+        self.dim = _count("dim", dim)
+
+    def __repr__(self) -> str:
+        return f"KacFlow({self.kac!r}, dim={self.dim})"
+
+    def sample(
+        self,
+        t: float,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """``n`` exact draws of ``K(t)`` in ``dim`` dimensions: shape ``(n, dim)``; ``t >= 0``."""
+        t = _time_in(t, "t", 0.0, math.inf, False, True)
+        n = _count("n", n)
+        tt = torch.full((n,), t, dtype=dtype, device=device)
+        return self.kac.sample(tt, dim=self.dim, generator=generator)
+
+    def velocity(self, t: float, x: torch.Tensor) -> torch.Tensor:
+        """``(v(t, x^i))_i`` [41] for ``x`` of shape ``(..., dim)``; ``|v| <= c``."""
+        t = _time_in(t, "t", 0.0, math.inf, False, True)
+        x = _check_points(x, self.dim)
+        return self.kac.velocity(torch.tensor(t, dtype=x.dtype, device=x.device), x)
+
+    def velocity_norm_sq(
+        self, t: float, n_quad: int = 1024, dtype: torch.dtype = torch.float64
+    ) -> float:
+        """``||v_t||^2_{L2(mu_t)} = d (c^2 exp(-a t) + integral v(t, y)^2 u~(t, y) dy)``.
+
+        The atoms at ``+-c t`` (mass ``exp(-a t)``) move with ``+-c``; the integral over
+        the light cone uses the quadrature of :func:`kacnb.telegraph.kac_cone_quadrature`.
+        At ``t = 0`` the value is the limit ``t -> 0+``, ``d c^2``.
+        """
+        t = _time_in(t, "t", 0.0, math.inf, False, True)
+        n_quad = _count("n_quad", n_quad)
+        a, c = self.kac.a, self.kac.c
+        if t == 0.0:
+            return self.dim * c**2
+        y, w = kac_cone_quadrature(t, a, c, n_quad, dtype, torch.device("cpu"))
+        v = self.kac.velocity(torch.tensor(t, dtype=dtype), y)
+        per_component = c**2 * math.exp(-a * t) + float((w * v**2).sum())
+        return self.dim * per_component
+
+
+# ---------------------------------------------------------------------------- Boltzmann
+class BoltzmannState(NamedTuple):
+    """Boltzmann interpolation at one time on a 1D grid (see :func:`boltzmann_1d`).
+
+    ``density``: ``p_t`` on the grid (normalised); ``velocity``: ``v_t`` where ``valid``,
+    NaN elsewhere; ``norm_sq``: ``||v_t||^2_{L2(p_t)}`` (0-dim tensor); ``valid``: where
+    ``p_t`` exceeds ``rel_floor * max p_t`` and ``v_t = J / p_t`` is meaningful.
+    """
+
+    density: torch.Tensor
+    velocity: torch.Tensor
+    norm_sq: torch.Tensor
+    valid: torch.Tensor
+
+
+Potential = Callable[[torch.Tensor], torch.Tensor] | torch.Tensor
+
+
+def boltzmann_1d(
+    f0: Potential, f1: Potential, x_grid: torch.Tensor, t: float, rel_floor: float = 1e-12
+) -> BoltzmannState:
+    """Boltzmann linear interpolation ``p_t ∝ exp(-f_t)``, ``f_t = (1-t) f0 + t f1`` [13-16].
+
+    From ``d/dt log p_t = -(g - E_{p_t}[g])`` with ``g = d/dt f_t = f1 - f0`` and the
+    continuity equation, the flux ``J = p_t v_t`` in 1D is
+
+        J(x) = integral_{-inf}^{x} p_t(y) (g(y) - E_{p_t}[g]) dy    (PAPER.md section 1),
+
+    computed by a cumulative trapezoid rule on the uniform grid. Because the total of the
+    integrand is 0, ``J`` is accumulated from the left below the median of ``p_t`` and from
+    the right above it, which keeps its relative accuracy in both tails. The velocity is
+    ``v = J / p_t`` where ``p_t > rel_floor * max p_t`` and NaN elsewhere (there ``J`` and
+    ``p_t`` are both round-off). The norm ``||v_t||^2 = integral J^2 / p_t dx`` is summed over
+    the same region; the neglected part is negligible when the grid covers the mass.
+
+    Parameters
+    ----------
+    f0, f1 : callable or tensor
+        Potentials (dimensionless, defined up to additive constants): callables evaluated
+        on the grid, or tensors of values of shape ``(N,)``.
+    x_grid : tensor, shape (N,)
+        Uniform grid covering the mass of every ``p_t``; sets dtype and device.
+    t : float
+        Interpolation time in ``[0, 1]``.
+    rel_floor : float
+        Relative density below which ``v`` is not formed.
+
+    Returns
+    -------
+    :class:`BoltzmannState` with tensors of shape ``(N,)`` and a 0-dim ``norm_sq``.
+    """
+    x, _ = _grid(x_grid, "x_grid")
+    t = _time_in(t, "t", 0.0, 1.0, False, False)
+    rel_floor = positive_scalar("rel_floor", rel_floor)
+    v0 = _potential_values(f0, x, "f0")
+    v1 = _potential_values(f1, x, "f1")
+    f_t = (1.0 - t) * v0 + t * v1
+    # Shift by the minimum so that exp does not underflow everywhere.
+    p = torch.exp(-(f_t - f_t.min()))
+    p = p / torch.trapezoid(p, x)
+    g = v1 - v0
+    g_centred = g - torch.trapezoid(p * g, x)
+    integrand = p * g_centred
+    from_left = _cumulative_trapezoid(integrand, x)
+    from_right = -_cumulative_trapezoid(integrand.flip(0), x.flip(0).neg()).flip(0)
+    cdf = _cumulative_trapezoid(p, x)
+    flux = torch.where(cdf <= 0.5, from_left, from_right)
+    valid = p > rel_floor * p.max()
+    p_safe = torch.where(valid, p, torch.ones_like(p))
+    velocity = torch.where(valid, flux / p_safe, torch.full_like(p, math.nan))
+    energy = torch.where(valid, flux**2 / p_safe, torch.zeros_like(p))
+    return BoltzmannState(p, velocity, torch.trapezoid(energy, x), valid)
+
+
+def _potential_values(f, x: torch.Tensor, name: str) -> torch.Tensor:
+    values = f(x) if callable(f) else f
+    values = torch.as_tensor(values, dtype=x.dtype, device=x.device)
+    if values.shape != x.shape:
+        raise ValueError(f"{name} must give values of shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{name} must be finite on the grid")
+    return values
+
+
+def _cumulative_trapezoid(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``integral_{x_0}^{x_j} y`` for every ``j`` (starts at 0), trapezoid rule."""
+    steps = (y[1:] + y[:-1]) / 2 * torch.diff(x)
+    return torch.cat([torch.zeros_like(y[:1]), torch.cumsum(steps, dim=0)])
+
+
+# ---------------------------------------------------------------------------- Poisson flow
+def unit_sphere_area(d: int) -> float:
+    """``S_d = 2 pi^{(d+1)/2} / Gamma((d+1)/2)``, area of the unit sphere in ``R^{d+1}``."""
+    d = _count("d", d)
+    return math.exp(math.log(2.0) + 0.5 * (d + 1) * math.log(math.pi) - math.lgamma((d + 1) / 2))
+
+
+def _poisson_inputs(x, z, data, weights):
+    """Validate and broadcast the inputs of the Poisson-field functions."""
+    x = _as_float_tensor(x, "x")
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (n, d), got {tuple(x.shape)}")
+    n, d = x.shape
+    z = _as_float_tensor(z, "z").to(dtype=x.dtype, device=x.device)
+    if z.ndim == 0:
+        z = z.expand(n)
+    if z.shape != (n,):
+        raise ValueError(f"z must be a scalar or have shape ({n},), got {tuple(z.shape)}")
+    data = _as_float_tensor(data, "data").to(dtype=x.dtype, device=x.device)
+    if data.ndim == 1 and d == 1:
+        data = data[:, None]
+    if data.ndim != 2 or data.shape[1] != d or data.shape[0] < 1:
+        raise ValueError(f"data must have shape (m, {d}) with m >= 1, got {tuple(data.shape)}")
+    m = data.shape[0]
+    if weights is None:
+        log_w = torch.full((m,), -math.log(m), dtype=x.dtype, device=x.device)
+    else:
+        w = _as_float_tensor(weights, "weights").to(dtype=x.dtype, device=x.device)
+        if w.shape != (m,) or bool((w < 0).any()) or float(w.sum()) <= 0.0:
+            raise ValueError(f"weights must be {m} nonnegative numbers with a positive sum")
+        log_w = torch.log(w / w.sum())
+    return x, z, data, log_w
+
+
+def _poisson_blocks(x, z, data, log_w):
+    """Yield ``(slice, diff, log_coef)`` per block of points: ``diff = x - y_i`` of shape
+    ``(b, m, d)`` and ``log_coef = log w_i - ((d+1)/2) log(|x - y_i|^2 + z^2)`` of shape (b, m).
+    """
+    n, d = x.shape
+    rows = max(1, _BLOCK_ELEMENTS // (data.shape[0] * (d + 1)))
+    for start in range(0, n, rows):
+        sl = slice(start, start + rows)
+        diff = x[sl, None, :] - data[None, :, :]
+        r2 = (diff**2).sum(-1) + z[sl, None] ** 2
+        yield sl, diff, log_w[None, :] - 0.5 * (d + 1) * torch.log(r2)
+
+
+def poisson_field(x, z, data, weights=None) -> torch.Tensor:
+    """Poisson field of the data on the hyperplane ``z = 0`` of ``R^{d+1}`` [17-19].
+
+    ``E(x, z) = (1/S_d) sum_i w_i (x - y_i, z) / |(x - y_i, z)|^{d+1}``, the field of point
+    charges ``w_i`` (normalised to sum 1) at ``(y_i, 0)``; ``S_d`` is
+    :func:`unit_sphere_area`. By Gauss's law its flux through a closed surface is the charge
+    inside; it is divergence free away from the charges.
+
+    Parameters
+    ----------
+    x : tensor, shape (n, d)
+        Positions on the planes.
+    z : float or tensor of shape (n,)
+        Heights (any sign; the field is odd in ``z``). ``(x, z)`` must avoid the charges.
+    data : tensor, shape (m, d) (or (m,) when d = 1)
+        Data points ``y_i``.
+    weights : tensor of shape (m,), optional
+        Nonnegative charges, normalised to sum 1; uniform by default.
+
+    Returns
+    -------
+    Tensor of shape ``(n, d + 1)``: ``(E_x, E_z)`` in units of ``1/length^d``.
+    """
+    x, z, data, log_w = _poisson_inputs(x, z, data, weights)
+    n, d = x.shape
+    log_area = math.log(unit_sphere_area(d))
+    out = torch.empty(n, d + 1, dtype=x.dtype, device=x.device)
+    for sl, diff, log_coef in _poisson_blocks(x, z, data, log_w):
+        coef = torch.exp(log_coef - log_area)
+        out[sl, :d] = (coef[:, :, None] * diff).sum(1)
+        out[sl, d] = z[sl] * coef.sum(1)
+    return out
+
+
+def poisson_density(x, z, data, weights=None) -> torch.Tensor:
+    """Density ``2 E_z(x, z)`` of the measure ``mu_z`` on the plane at height ``z > 0``.
+
+    Half of the unit flux leaves the charges upwards, so ``integral 2 E_z dx = 1``: for one
+    point in ``d = 1`` this is the Cauchy density ``z / (pi ((x - y)^2 + z^2))``. Shape
+    ``(n,)``, units ``1/length^d``. Arguments as in :func:`poisson_field`.
+    """
+    z_checked = _positive_heights(z)
+    return 2.0 * poisson_field(x, z_checked, data, weights)[:, -1]
+
+
+def poisson_velocity(x, z, data, weights=None) -> torch.Tensor:
+    """Velocity ``dx/dz = E_x / E_z`` moving ``mu_z`` in the "time" ``z > 0``.
+
+    ``div E = 0`` gives ``d/dz (2 E_z) + div_x (2 E_z * E_x / E_z) = 0``, the continuity
+    equation [2] of ``mu_z``. Computed as ``(x - sum_i alpha_i y_i) / z`` with
+    ``alpha_i ∝ w_i |(x - y_i, z)|^{-(d+1)}`` normalised in log space, which neither
+    overflows nor underflows in high dimension. Shape ``(n, d)``; dimensionless (length per
+    unit of ``z``). Arguments as in :func:`poisson_field`.
+    """
+    z = _positive_heights(z)
+    x, z, data, log_w = _poisson_inputs(x, z, data, weights)
+    out = torch.empty_like(x)
+    for sl, _, log_coef in _poisson_blocks(x, z, data, log_w):
+        alpha = torch.softmax(log_coef, dim=1)
+        out[sl] = (x[sl] - alpha @ data) / z[sl, None]
+    return out
+
+
+def poisson_velocity_norm_sq_1d(z: float, data, x_grid, weights=None) -> torch.Tensor:
+    """``integral_{|x| <= R} 2 E_z |E_x / E_z|^2 dx`` for ``d = 1``: the truncated norm
+    ``||v_z||^2_{L2(mu_z)}`` over the grid ``x_grid`` (trapezoid rule; ``R`` = grid extent).
+
+    On the whole line this norm is infinite: far from the data ``2 E_z ~ z / (pi x^2)``
+    (Cauchy tails) while ``|v| ~ |x| / z``, so the integrand tends to ``1 / (pi z)``. Over a
+    window it is finite; for one point at the origin it equals
+    ``2R / (pi z) - (2/pi) arctan(R / z)`` and so grows like ``1/z`` as ``z -> 0``, and the
+    same happens near any data set (the flow needs a truncation ``z >= z_min``). The grid
+    spacing must resolve ``z`` (the scale of ``mu_z`` near each point).
+
+    Parameters
+    ----------
+    z : float
+        Height, > 0.
+    data : tensor, shape (m,) or (m, 1)
+        Data points on the line.
+    x_grid : tensor, shape (N,)
+        Uniform grid (the window); sets dtype and device.
+    weights : tensor of shape (m,), optional
+        Charges, as in :func:`poisson_field`.
+
+    Returns
+    -------
+    0-dim tensor (squared length per unit of ``z``).
+    """
+    z = positive_scalar("z", z)
+    x, _ = _grid(x_grid, "x_grid")
+    field = poisson_field(x[:, None], z, data, weights)
+    ex, ez = field[:, 0], field[:, 1]
+    return torch.trapezoid(2.0 * ex**2 / ez, x)
+
+
+def _positive_heights(z):
+    if isinstance(z, torch.Tensor):
+        if not bool(torch.isfinite(z).all()) or bool((z <= 0).any()):
+            raise ValueError("z must be finite and > 0")
+        return z
+    return positive_scalar("z", z)

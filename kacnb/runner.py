@@ -1,0 +1,593 @@
+"""Execute the notebooks with papermill and publish the results.
+
+``notebooks/<stem>.py`` (jupytext percent format) is the source of truth.  :func:`run_notebook`
+reads it with jupytext, executes it with papermill (parameters ``profile``, ``device``,
+``figures_dir``, ``seed``), cleans the executed notebook and writes ``<stem>.ipynb``:
+
+* the papermill-injected ``injected-parameters`` cell is removed, so the ``.ipynb`` has exactly
+  the cells of the ``.py`` and converts back to it (``jupytext --to py:percent``);
+  the notebooks print their profile and device themselves (``kacnb.runtime.setup``);
+* papermill/nbclient metadata, empty ``tags: []`` and random cell ids are replaced by clean,
+  deterministic ones; outputs are kept (stream outputs coalesced, ``\\r`` progress collapsed).
+
+Each successful run writes a JSON record ``<figures_dir>/runs/<stem>.json``.
+
+:func:`make_golden` writes the smoke-profile reference notebook ``tests/golden/<stem>.ipynb``
+used by the nbval regression test; it keeps the injected-parameters cell (nbval re-executes
+it as stored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+from .registry import NotebookSpec
+
+__all__ = [
+    "KERNELSPEC",
+    "GOLDEN_PARAMETERS",
+    "RESERVED_PARAMETERS",
+    "NotebookFailed",
+    "RunResult",
+    "clean_notebook",
+    "to_percent",
+    "read_source",
+    "run_notebook",
+    "make_golden",
+    "in_sync",
+    "run_record",
+    "device_name",
+    "git_state",
+]
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+#: Parameters of the golden (regression-test) notebooks.  ``figures_dir`` is relative to
+#: ``tests/golden`` (the kernel's working directory both when generating and under nbval).
+GOLDEN_PARAMETERS: dict[str, object] = {
+    "profile": "smoke",
+    "device": "cpu",
+    "seed": 0,
+    "figures_dir": "_smoke_figures",
+}
+#: Parameters set by the runner itself (not overridable with extra parameters).
+RESERVED_PARAMETERS = ("profile", "device", "seed", "figures_dir")
+
+INJECTED_TAG = "injected-parameters"
+PARAMETERS_TAG = "parameters"
+
+
+# ---------------------------------------------------------------------------------------------
+# errors and results
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised while executing (or timed out, or its kernel died)."""
+
+    def __init__(
+        self,
+        stem: str,
+        source: Path,
+        *,
+        cell_index: int | None,
+        line: int | None,
+        ename: str,
+        evalue: str,
+        exec_count: int | None = None,
+        cell_head: str = "",
+        partial: Path | None = None,
+    ) -> None:
+        self.stem = stem
+        self.source = source
+        self.cell_index = cell_index
+        self.line = line
+        self.ename = ename
+        self.evalue = evalue
+        self.exec_count = exec_count
+        self.cell_head = cell_head
+        self.partial = partial
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        text = f"notebook {self.stem} failed: {self.ename}: {self.evalue}"
+        if self.cell_index is not None:
+            loc = f"{self.source}:{self.line}" if self.line else str(self.source)
+            text += f"\n  in cell {self.cell_index} (0-based, counting all cells) at {loc}"
+            if self.cell_head:
+                text += f": {self.cell_head}"
+        if self.partial is not None:
+            shown = f" (In [{self.exec_count}])" if self.exec_count else ""
+            text += f"\n  partial notebook with the traceback{shown} kept at {self.partial}"
+        return text
+
+
+@dataclass
+class RunResult:
+    spec: NotebookSpec
+    output: Path
+    record_path: Path | None
+    record: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and cleaning notebooks
+
+
+def read_source(path: str | Path) -> nbformat.NotebookNode:
+    """Read a percent-format ``.py`` notebook with jupytext."""
+    return jupytext.read(str(path), fmt="py:percent")
+
+
+def to_percent(nb: nbformat.NotebookNode) -> str:
+    """The notebook as jupytext percent text (what its paired ``.py`` must contain)."""
+    return jupytext.writes(nb, fmt="py:percent")
+
+
+def _tags(cell) -> list:
+    tags = cell.get("metadata", {}).get("tags", [])
+    return tags if isinstance(tags, list) else []
+
+
+def _find_tagged(nb, tag: str) -> int | None:
+    for i, cell in enumerate(nb.cells):
+        if tag in _tags(cell):
+            return i
+    return None
+
+
+_CR_PAT = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
+_BS_PAT = re.compile("[^\n]\x08")  # a character followed by a backspace
+
+
+def _collapse_control(text: str) -> str:
+    """Apply backspaces and carriage returns as a terminal would (progress bars)."""
+    while True:
+        new = _BS_PAT.sub("", text)
+        if new == text:
+            break
+        text = new
+    return _CR_PAT.sub("", text)
+
+
+def _coalesce_streams(outputs: list) -> list:
+    """Merge adjacent stream outputs of the same name; collapse ``\\r``/``\\b`` updates.
+
+    (nbval merges all same-name streams before comparing, so this changes nothing it sees;
+    keeping non-adjacent streams apart keeps the order of stdout/stderr in the notebook.)
+    """
+    merged: list = []
+    for out in outputs:
+        if (
+            out.get("output_type") == "stream"
+            and merged
+            and merged[-1].get("output_type") == "stream"
+            and merged[-1].get("name") == out.get("name")
+        ):
+            merged[-1]["text"] += out.get("text", "")
+            continue
+        merged.append(copy.deepcopy(out))
+    for out in merged:
+        if out.get("output_type") == "stream":
+            out["text"] = _collapse_control(out.get("text", ""))
+    return merged
+
+
+def _cell_id(cell, seen: dict[str, int]) -> str:
+    digest = hashlib.sha1(f"{cell.cell_type}\0{cell.source}".encode()).hexdigest()[:8]
+    n = seen.get(digest, 0)
+    seen[digest] = n + 1
+    return digest if n == 0 else f"{digest}-{n}"
+
+
+def clean_notebook(
+    nb: nbformat.NotebookNode,
+    *,
+    keep_injected: bool = False,
+    kernelspec: Mapping | None = None,
+) -> nbformat.NotebookNode:
+    """Return a cleaned copy of an executed notebook.
+
+    Removes the injected-parameters cell (unless ``keep_injected``), papermill/nbclient
+    metadata (``papermill``, ``execution``), empty ``tags``; gives cells deterministic ids;
+    coalesces stream outputs.  ``kernelspec`` replaces the notebook's kernelspec; without it
+    the :data:`KERNELSPEC` is added only when the notebook has none.
+    """
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("papermill", None)
+    # ``jupytext --sync`` drops the text representation from a paired .ipynb: do the same so
+    # that the pre-commit hook finds nothing to change.
+    jupytext_md = nb.metadata.get("jupytext")
+    if isinstance(jupytext_md, dict):
+        jupytext_md.pop("text_representation", None)
+    if kernelspec is not None:
+        nb.metadata["kernelspec"] = dict(kernelspec)
+    else:
+        nb.metadata.setdefault("kernelspec", dict(KERNELSPEC))
+    cells = []
+    seen: dict[str, int] = {}
+    for cell in nb.cells:
+        if not keep_injected and INJECTED_TAG in _tags(cell):
+            continue
+        md = cell.setdefault("metadata", nbformat.NotebookNode())
+        md.pop("papermill", None)
+        md.pop("execution", None)
+        if "tags" in md and not md["tags"]:
+            del md["tags"]
+        if cell.cell_type == "code":
+            cell.outputs = _coalesce_streams(cell.get("outputs", []))
+        cell["id"] = _cell_id(cell, seen)
+        cells.append(cell)
+    nb.cells = cells
+    nb.nbformat, nb.nbformat_minor = 4, max(nb.get("nbformat_minor", 5), 5)
+    return nb
+
+
+def _write(nb: nbformat.NotebookNode, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.validate(nb)
+    tmp = path.with_name(path.name + ".tmp")
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# environment facts for the run record
+
+
+def device_name(device: str) -> str:
+    """GPU name for a CUDA device, else the CPU model."""
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        return torch.cuda.get_device_name(index)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def git_state(path: Path) -> tuple[str | None, bool | None]:
+    """(short commit hash, whether tracked files are modified), or (None, None) outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=20,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return (commit or None), bool(status.strip())
+
+
+def _package_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("kacnb")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return None
+
+
+def run_record(
+    spec: NotebookSpec,
+    *,
+    profile: str,
+    device: str,
+    seed: int,
+    wall_time_s: float,
+    git: tuple[str | None, bool | None],
+    output: Path,
+    figures: list[str],
+    started: _dt.datetime,
+) -> dict:
+    import torch
+
+    commit, dirty = git
+    return {
+        "notebook": spec.stem,
+        "title": spec.title,
+        "profile": profile,
+        "device": device,
+        "device_name": device_name(device),
+        "seed": seed,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kacnb": _package_version(),
+        "wall_time_s": round(wall_time_s, 2),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "timestamp_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "output_notebook": str(output),
+        "figures": figures,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# execution
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _source_line(nb: nbformat.NotebookNode, text: str, index: int) -> int | None:
+    """1-based line of cell ``index``'s source in the percent text, if it can be found."""
+    cursor = 0
+    for i, cell in enumerate(nb.cells[: index + 1]):
+        if cell.cell_type != "code":
+            continue
+        pos = text.find(cell.source, cursor) if cell.source else -1
+        if pos < 0:
+            if i == index:
+                return None
+            continue
+        if i == index:
+            return text.count("\n", 0, pos) + 1
+        cursor = pos + len(cell.source)
+    return None
+
+
+def _failure(
+    exc: BaseException,
+    spec: NotebookSpec,
+    source: Path,
+    src_nb: nbformat.NotebookNode,
+    src_text: str,
+    injected_at: int | None,
+    partial: Path | None,
+) -> NotebookFailed:
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        index = exc.cell_index
+        if injected_at is not None and index is not None:
+            if index == injected_at:
+                index = None  # the injected parameters cell itself failed
+            elif index > injected_at:
+                index -= 1
+        head = ""
+        line = None
+        if index is not None and 0 <= index < len(src_nb.cells):
+            head = next((s for s in src_nb.cells[index].source.splitlines() if s.strip()), "")
+            line = _source_line(src_nb, src_text, index)
+        return NotebookFailed(
+            spec.stem,
+            source,
+            cell_index=index,
+            line=line,
+            ename=exc.ename,
+            evalue=exc.evalue,
+            exec_count=exc.exec_count,
+            cell_head=head[:100],
+            partial=partial,
+        )
+    if isinstance(exc, (CellTimeoutError, DeadKernelError)):
+        return NotebookFailed(
+            spec.stem,
+            source,
+            cell_index=None,
+            line=None,
+            ename=type(exc).__name__,
+            evalue=str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            partial=partial,
+        )
+    raise exc
+
+
+def _execute(
+    spec: NotebookSpec,
+    source: Path,
+    output: Path,
+    parameters: dict,
+    cwd: Path,
+    *,
+    progress_bar: bool,
+    log_output: bool,
+    timeout: float | None,
+) -> nbformat.NotebookNode:
+    """Execute ``source`` with papermill into ``output``; raise :class:`NotebookFailed`."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    src_text = source.read_text(encoding="utf-8")
+    src_nb = read_source(source)
+    param_at = _find_tagged(src_nb, PARAMETERS_TAG)
+    if param_at is None:
+        raise ValueError(
+            f'{source} has no parameters cell: tag one cell with # %% tags=["parameters"]'
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return papermill.execute_notebook(
+            copy.deepcopy(src_nb),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            language="python",
+            cwd=str(cwd),
+            progress_bar={"desc": spec.stem, "leave": False} if progress_bar else False,
+            log_output=log_output,
+            execution_timeout=timeout,
+        )
+    except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as exc:
+        partial = output if output.exists() else None
+        raise _failure(exc, spec, source, src_nb, src_text, param_at + 1, partial) from exc
+
+
+def _figures_since(figures_dir: Path, start: float) -> list[str]:
+    if not figures_dir.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in figures_dir.iterdir()
+        if p.is_file() and p.suffix in (".png", ".pdf") and p.stat().st_mtime >= start - 1.0
+    )
+
+
+def run_notebook(
+    spec: NotebookSpec,
+    source: str | Path,
+    *,
+    profile: str = "quick",
+    device: str = "auto",
+    seed: int = 0,
+    output: str | Path | None = None,
+    figures_dir: str | Path,
+    progress_bar: bool = True,
+    log_output: bool = False,
+    timeout: float | None = None,
+    extra_parameters: Mapping[str, object] | None = None,
+    write_record: bool = True,
+) -> RunResult:
+    """Execute one notebook and publish it; see the module docstring.
+
+    ``device`` may be ``"auto"``: it is resolved here and the concrete device (``"cpu"`` or
+    ``"cuda"``) is passed to the notebook and recorded.  ``output`` defaults to
+    ``<stem>.ipynb`` next to the source.  Raises :class:`NotebookFailed` on failure (the
+    partial output notebook is kept, not cleaned).
+    """
+    from .runtime import check_profile, resolve_device
+
+    source = Path(source).resolve()
+    check_profile(profile)
+    device = str(resolve_device(device))
+    output = Path(output).resolve() if output is not None else source.with_suffix(".ipynb")
+    figures_dir = Path(figures_dir).resolve()
+    extra = dict(extra_parameters or {})
+    clash = sorted(set(extra) & set(RESERVED_PARAMETERS))
+    if clash:
+        raise ValueError(f"use the dedicated options for {', '.join(clash)}, not extra parameters")
+    parameters = {
+        "profile": profile,
+        "device": device,
+        "figures_dir": str(figures_dir),
+        "seed": int(seed),
+        **extra,
+    }
+    git = git_state(source.parent)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    start_wall = time.time()
+    t0 = time.perf_counter()
+    executed = _execute(
+        spec,
+        source,
+        output,
+        parameters,
+        cwd=source.parent,
+        progress_bar=progress_bar,
+        log_output=log_output,
+        timeout=timeout,
+    )
+    wall = time.perf_counter() - t0
+    published = clean_notebook(executed, keep_injected=False)
+    _write(published, output)
+
+    record_path = None
+    record: dict = {}
+    if write_record:
+        record = run_record(
+            spec,
+            profile=profile,
+            device=device,
+            seed=int(seed),
+            wall_time_s=wall,
+            git=git,
+            output=output,
+            figures=_figures_since(figures_dir, start_wall),
+            started=started,
+        )
+        if extra:
+            record["extra_parameters"] = {k: repr(v) for k, v in extra.items()}
+        record_path = figures_dir / "runs" / f"{spec.stem}.json"
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return RunResult(spec=spec, output=output, record_path=record_path, record=record)
+
+
+def in_sync(source: str | Path, ipynb: str | Path) -> bool:
+    """Whether ``ipynb`` converts to percent text equal to the ``.py`` ``source``."""
+    text = Path(source).read_text(encoding="utf-8")
+    return to_percent(jupytext.read(str(ipynb))) == text
+
+
+def make_golden(
+    spec: NotebookSpec,
+    source: str | Path,
+    golden_dir: str | Path,
+    *,
+    progress_bar: bool = True,
+    timeout: float | None = None,
+) -> Path:
+    """Execute ``source`` with :data:`GOLDEN_PARAMETERS` into ``<golden_dir>/<stem>.ipynb``.
+
+    The kernel runs in ``golden_dir`` (as under nbval) with ``TQDM_DISABLE=1``, as
+    ``tests/conftest.py`` sets for the nbval run (progress bars would only bloat the golden
+    files; stderr is not compared anyway).  The injected-parameters cell is kept.  On failure
+    the existing golden is left untouched and the partial notebook is kept in a temporary
+    directory.
+    """
+    source = Path(source).resolve()
+    golden_dir = Path(golden_dir).resolve()
+    golden_dir.mkdir(parents=True, exist_ok=True)
+    target = golden_dir / f"{spec.stem}.ipynb"
+    work = Path(tempfile.mkdtemp(prefix=f"kacnb-golden-{spec.stem}-"))
+    partial = work / f"{spec.stem}.ipynb"
+    with _environ(TQDM_DISABLE="1"):
+        executed = _execute(
+            spec,
+            source,
+            partial,
+            dict(GOLDEN_PARAMETERS),
+            cwd=golden_dir,
+            progress_bar=progress_bar,
+            log_output=False,
+            timeout=timeout,
+        )
+    golden = clean_notebook(executed, keep_injected=True, kernelspec=KERNELSPEC)
+    _write(golden, target)
+    shutil.rmtree(work, ignore_errors=True)
+    return target

@@ -1,0 +1,112 @@
+"""Run-time set-up shared by the notebooks: profile, device, seeds and figure style.
+
+Every notebook starts with::
+
+    rt = runtime.setup(profile, device, seed)
+    cfg = runtime.pick(profile, SETTINGS)
+
+``setup`` validates the profile and device (``"auto"`` -> CUDA when available), seeds Python,
+NumPy and torch, fixes torch to one thread for the ``smoke`` profile (bit-reproducible CPU
+results for the regression test), applies the figure style and prints one line recording the
+set-up, so an executed notebook says how it was run.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from .plotting import use_style
+
+__all__ = ["PROFILES", "DEVICES", "Runtime", "resolve_device", "setup", "pick"]
+
+#: Run profiles: ``smoke`` (seconds, CPU, regression tests), ``quick`` (minutes, a first look)
+#: and ``paper`` (the settings of the paper's figures).
+PROFILES = ("smoke", "quick", "paper")
+#: Device choices accepted on the command line (``"cuda:N"`` is accepted too).
+DEVICES = ("auto", "cpu", "cuda")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What :func:`setup` decided."""
+
+    profile: str
+    device: torch.device
+    seed: int
+    #: A generator on ``device`` seeded with ``seed``, for sampling calls that take one.
+    generator: torch.Generator
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    return profile
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> ``cuda`` when available else ``cpu``; validate ``"cpu"``/``"cuda[:N]"``."""
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        text = str(device).strip().lower()
+        if text == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            dev = torch.device(text)
+        except RuntimeError:
+            raise ValueError(
+                f"unknown device {device!r}; valid devices: auto, cpu, cuda, cuda:N"
+            ) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; valid devices: auto, cpu, cuda, cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {device!r} requested but CUDA is not available "
+                f"(torch {torch.__version__}); use device='cpu' or 'auto'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device {device!r} requested but only {torch.cuda.device_count()} "
+                f"CUDA device(s) are visible"
+            )
+    return dev
+
+
+def setup(profile: str, device: str | torch.device = "auto", seed: int = 0) -> Runtime:
+    """Validate and apply the run settings of a notebook; see the module docstring."""
+    check_profile(profile)
+    dev = resolve_device(device)
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global RNG, for notebook code
+    torch.manual_seed(seed)  # seeds every CUDA device too
+    if profile == "smoke":
+        torch.set_num_threads(1)
+    use_style()
+    generator = torch.Generator(device=dev)
+    generator.manual_seed(seed)
+    print(f"profile={profile} device={dev} seed={seed} torch={torch.__version__}")
+    return Runtime(profile=profile, device=dev, seed=seed, generator=generator)
+
+
+def pick(profile: str, table: Mapping[str, T]) -> T:
+    """Return ``table[profile]``: the per-profile settings of a notebook.
+
+    Raises ``ValueError`` for an unknown profile or a table that lacks the profile.
+    """
+    check_profile(profile)
+    if profile not in table:
+        raise ValueError(
+            f"the settings table has no entry for profile {profile!r} "
+            f"(it has: {', '.join(map(repr, table))})"
+        )
+    return table[profile]

@@ -1,0 +1,270 @@
+"""Tests for kacnb.flows: velocity fields of the flows of PAPER.md section 1.
+
+Each test asserts a mathematical fact about ||v_t||^2_{L2(mu_t)} or the velocity field:
+closed forms for the coupling and diffusion flows, the bound d c^2 for Kac (Prop 11), the
+translation case and the mode-separation blow-up of the Boltzmann interpolation, and Gauss's
+law, normalisation and the 1/z growth of the Poisson flow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import roots_legendre
+
+from kacnb import Kac
+from kacnb.flows import (
+    CouplingFlow,
+    DiffusionFlow,
+    KacFlow,
+    boltzmann_1d,
+    mc_velocity_norm_sq,
+    poisson_density,
+    poisson_field,
+    poisson_velocity,
+    poisson_velocity_norm_sq_1d,
+    unit_sphere_area,
+)
+
+F64 = torch.float64
+N_MC = 100_000
+
+
+def generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------- coupling, diffusion
+@pytest.mark.parametrize(("dim", "t"), [(1, 0.0), (3, 0.5), (10, 0.99)])
+def test_coupling_norm_is_dimension(dim, t):
+    """x_t = (1-t) z, v = -x/(1-t): E|v|^2 = E|z|^2 = d for every t < 1."""
+    flow = CouplingFlow(dim)
+    est = mc_velocity_norm_sq(flow, t, N_MC, generator(1))
+    assert flow.velocity_norm_sq(t) == dim
+    assert abs(est.mean - dim) < 5 * est.stderr
+
+
+@pytest.mark.parametrize(("dim", "sigma", "t"), [(1, 1.0, 0.01), (2, 1.0, 0.5), (5, 2.0, 3.0)])
+def test_diffusion_norm_is_d_over_4t(dim, sigma, t):
+    """p_t = N(0, sigma^2 t I), v = x/(2t): E|v|^2 = d sigma^2/(4t), not integrable at 0."""
+    flow = DiffusionFlow(dim, sigma)
+    est = mc_velocity_norm_sq(flow, t, N_MC, generator(2))
+    exact = dim * sigma**2 / (4 * t)
+    assert flow.velocity_norm_sq(t) == pytest.approx(exact, rel=1e-14)
+    assert abs(est.mean - exact) < 5 * est.stderr
+
+
+# ---------------------------------------------------------------------------- Kac
+@pytest.mark.parametrize(
+    ("a", "c", "t", "dim"),
+    [(1.0, 1.0, 0.5, 1), (4.0, 2.0, 0.3, 3), (25.0, 5.0, 0.05, 2), (1600.0, 10.0, 1.0, 4)],
+)
+def test_kac_norm_bounded_by_d_c2(a, c, t, dim):
+    """Prop 11: ||v_t||^2 <= d c^2; the Monte-Carlo value (exact sampler) matches the
+    quadrature over the law [30-31] (atoms move with +-c)."""
+    flow = KacFlow(Kac(a, c), dim)
+    est = mc_velocity_norm_sq(flow, t, N_MC, generator(3))
+    quad = flow.velocity_norm_sq(t)
+    assert est.mean <= dim * c**2
+    assert quad <= dim * c**2
+    assert abs(est.mean - quad) < 5 * est.stderr + 1e-12
+
+
+def test_kac_norm_limits():
+    """As t -> 0 the atoms carry all the mass and the norm tends to d c^2; for large t the
+    law is close to N(0, (c^2/a) t) and the norm to the diffusion value d (c^2/a)/(4t)."""
+    a, c, dim = 1.0, 2.0, 2
+    flow = KacFlow(Kac(a, c), dim)
+    assert flow.velocity_norm_sq(0.0) == dim * c**2
+    assert flow.velocity_norm_sq(1e-6) == pytest.approx(dim * c**2, rel=1e-5)
+    norms = [flow.velocity_norm_sq(t) for t in (0.1, 1.0, 10.0, 100.0)]
+    assert all(n1 < n0 for n0, n1 in zip(norms, norms[1:], strict=False))
+    t = 200.0
+    diffusion = DiffusionFlow(dim, c / math.sqrt(a)).velocity_norm_sq(t)
+    assert flow.velocity_norm_sq(t) == pytest.approx(diffusion, rel=0.02)
+
+
+# ---------------------------------------------------------------------------- Boltzmann
+@pytest.mark.parametrize("t", [0.0, 0.3, 0.5, 1.0])
+def test_boltzmann_translation_closed_form(t):
+    """f0 = (x+m)^2/2, f1 = (x-m)^2/2: p_t = N((2t-1) m, 1), moved by v = 2m everywhere."""
+    m = 1.5
+    x = torch.linspace(-12.0, 12.0, 2401, dtype=F64)
+    state = boltzmann_1d(lambda y: (y + m) ** 2 / 2, lambda y: (y - m) ** 2 / 2, x, t)
+    mean = (2 * t - 1) * m
+    normal = torch.exp(-0.5 * (x - mean) ** 2) / math.sqrt(2 * math.pi)
+    assert torch.allclose(state.density, normal, atol=1e-12)
+    bulk = state.density > 1e-8 * state.density.max()  # |x - mean| < 6
+    assert float((state.velocity[bulk] - 2 * m).abs().max()) < 2e-3
+    assert float(state.norm_sq) == pytest.approx(4 * m**2, rel=1e-6)
+    assert torch.isnan(state.velocity[~state.valid]).all()
+
+
+def _mixture_potential(m: float, w_left: float = 0.5):
+    """-log of w N(-m, 1) + (1-w) N(m, 1), up to a constant."""
+
+    def f(y: torch.Tensor) -> torch.Tensor:
+        return -torch.logsumexp(
+            torch.stack(
+                [
+                    math.log(w_left) - 0.5 * (y + m) ** 2,
+                    math.log(1 - w_left) - 0.5 * (y - m) ** 2,
+                ]
+            ),
+            dim=0,
+        )
+
+    return f
+
+
+def _max_norm(f0, f1, m: float) -> float:
+    x = torch.linspace(-m - 10.0, m + 10.0, 2001, dtype=F64)
+    return max(float(boltzmann_1d(f0, f1, x, float(t)).norm_sq) for t in np.linspace(0, 1, 21))
+
+
+def test_boltzmann_norm_grows_with_mode_separation():
+    """From N(0, 1) to a symmetric mixture at +-m the modes travel at speed ~ m, so the peak
+    norm grows (like m^2); when mass must cross between modes (weights 0.9/0.1 -> 0.1/0.9)
+    it explodes like exp(m^2/2) (the low density between the modes)."""
+    ms = [1.0, 2.0, 3.0, 4.0]
+    symmetric = [_max_norm(lambda y: y**2 / 2, _mixture_potential(m), m) for m in ms]
+    assert all(n1 > n0 for n0, n1 in zip(symmetric, symmetric[1:], strict=False))
+    assert symmetric[-1] == pytest.approx(ms[-1] ** 2, rel=0.05)
+    swap = [_max_norm(_mixture_potential(m, 0.9), _mixture_potential(m, 0.1), m) for m in ms]
+    assert all(n1 > 5 * n0 for n0, n1 in zip(swap, swap[1:], strict=False))
+    assert swap[-1] > 100 * symmetric[-1]
+
+
+# ---------------------------------------------------------------------------- Poisson
+DATA = torch.tensor([-1.0, 0.2, 0.5], dtype=F64)
+WEIGHTS = torch.tensor([0.2, 0.3, 0.5], dtype=F64)
+
+
+def _flux_through_circle(center, radius, n=512):
+    """Outward flux of E through a circle in the (x, z) plane (periodic trapezoid rule)."""
+    phi = torch.arange(n, dtype=F64) * (2 * math.pi / n)
+    nx, nz = torch.cos(phi), torch.sin(phi)
+    field = poisson_field(
+        (center[0] + radius * nx)[:, None], center[1] + radius * nz, DATA, WEIGHTS
+    )
+    return float((field[:, 0] * nx + field[:, 1] * nz).sum() * (2 * math.pi * radius / n))
+
+
+@pytest.mark.parametrize(
+    ("center", "radius", "enclosed"),
+    [
+        ((0.2, 0.0), 0.1, 0.3),
+        ((0.35, 0.0), 0.4, 0.8),
+        ((-0.25, 0.0), 2.0, 1.0),
+        ((0.0, 1.0), 0.3, 0),
+    ],
+)
+def test_poisson_gauss_law(center, radius, enclosed):
+    """Gauss's law in d = 1: the flux through a circle equals the enclosed charge."""
+    assert _flux_through_circle(center, radius) == pytest.approx(enclosed, abs=1e-10)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_poisson_field_of_one_point(dim):
+    """One charge at the origin: E = (x, z) / (S_d |(x, z)|^{d+1}), S_1 = 2 pi, S_2 = 4 pi,
+    S_3 = 2 pi^2; the velocity E_x/E_z is x/z."""
+    areas = {1: 2 * math.pi, 2: 4 * math.pi, 3: 2 * math.pi**2}
+    assert unit_sphere_area(dim) == pytest.approx(areas[dim], rel=1e-14)
+    x = torch.randn(7, dim, generator=generator(4), dtype=F64)
+    z = torch.rand(7, generator=generator(5), dtype=F64) + 0.1
+    point = torch.zeros(1, dim, dtype=F64)
+    pos = torch.cat([x, z[:, None]], dim=1)
+    expected = pos / (areas[dim] * pos.norm(dim=1, keepdim=True) ** (dim + 1))
+    assert torch.allclose(poisson_field(x, z, point), expected, rtol=1e-12, atol=0)
+    assert torch.allclose(poisson_velocity(x, z, point), x / z[:, None], rtol=1e-12, atol=0)
+
+
+def test_poisson_field_is_divergence_free():
+    """div E = 0 away from the charges (d = 2), so mu_z = 2 E_z dx is moved by E_x / E_z."""
+    data = torch.randn(5, 2, generator=generator(6), dtype=F64)
+    pos = torch.randn(6, 3, generator=generator(7), dtype=F64)
+    pos[:, 2] = pos[:, 2].abs() + 0.2
+    pos.requires_grad_(True)
+    field = poisson_field(pos[:, :2], pos[:, 2], data)
+    div = sum(
+        torch.autograd.grad(field[:, k].sum(), pos, retain_graph=True)[0][:, k] for k in range(3)
+    )
+    scale = field.norm(dim=1) / pos[:, 2]  # |dE| ~ |E| / distance
+    assert float((div.abs() / scale.detach()).max()) < 1e-12
+    velocity = field[:, :2] / field[:, 2:]
+    assert torch.allclose(poisson_velocity(pos[:, :2], pos[:, 2], data), velocity.detach())
+
+
+@pytest.mark.parametrize("z", [0.05, 0.5, 3.0])
+def test_poisson_density_integrates_to_one(z):
+    """Half the flux leaves upwards: integral of 2 E_z over the line is 1 (Cauchy for one
+    point), computed with x = tan(phi) so that the heavy tails are integrated exactly."""
+    nodes, weights = roots_legendre(1000)
+    phi = torch.tensor(nodes, dtype=F64) * (math.pi / 2)
+    w = torch.tensor(weights, dtype=F64) * (math.pi / 2) / torch.cos(phi) ** 2
+    x = torch.tan(phi)[:, None]
+    one = torch.tensor([[0.3]], dtype=F64)
+    assert float((poisson_density(x, z, one) * w).sum()) == pytest.approx(1.0, abs=1e-9)
+    assert float((poisson_density(x, z, DATA, WEIGHTS) * w).sum()) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_poisson_truncated_norm_grows_like_one_over_z():
+    """One point at 0: integral_{|x|<=R} 2 E_z (x/z)^2 = 2R/(pi z) - (2/pi) arctan(R/z);
+    for several points the truncated norm also increases as z -> 0, roughly like 1/z."""
+    big_r = 3.0
+    x = torch.linspace(-big_r, big_r, 30001, dtype=F64)
+    origin = torch.zeros(1, dtype=F64)
+    for z in (1.0, 0.1, 0.02):
+        exact = 2 * big_r / (math.pi * z) - (2 / math.pi) * math.atan(big_r / z)
+        assert float(poisson_velocity_norm_sq_1d(z, origin, x)) == pytest.approx(exact, rel=1e-6)
+    zs = [1.0, 0.3, 0.1, 0.03]
+    norms = [float(poisson_velocity_norm_sq_1d(z, DATA, x, WEIGHTS)) for z in zs]
+    assert all(n1 > n0 for n0, n1 in zip(norms, norms[1:], strict=False))
+    assert norms[-1] * zs[-1] == pytest.approx(norms[-2] * zs[-2], rel=0.15)
+
+
+def test_poisson_velocity_is_stable_in_high_dimension():
+    """The velocity stays finite for d = 784, where |x - y|^{-(d+1)} under/overflows."""
+    data = torch.randn(8, 784, generator=generator(8), dtype=F64) * 10
+    x = torch.randn(4, 784, generator=generator(9), dtype=F64) * 10
+    assert torch.isfinite(poisson_velocity(x, 0.5, data)).all()
+
+
+# ---------------------------------------------------------------------------- validation
+def test_invalid_arguments_raise():
+    with pytest.raises(ValueError, match="dim"):
+        CouplingFlow(0)
+    with pytest.raises(ValueError, match="t must"):
+        CouplingFlow(2).velocity(1.0, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="x must"):
+        CouplingFlow(2).velocity(0.5, torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="sigma"):
+        DiffusionFlow(2, sigma=-1.0)
+    with pytest.raises(ValueError, match="t must"):
+        DiffusionFlow(2).velocity_norm_sq(0.0)
+    with pytest.raises(ValueError, match="n must"):
+        DiffusionFlow(2).sample(0.5, 0)
+    with pytest.raises(ValueError, match="kac"):
+        KacFlow((1.0, 1.0), 2)
+    with pytest.raises(ValueError, match="t must"):
+        KacFlow(Kac(1.0, 1.0), 2).sample(-1.0, 10)
+    with pytest.raises(ValueError, match="flow"):
+        mc_velocity_norm_sq(object(), 0.5, 10)
+    x = torch.linspace(-3.0, 3.0, 61, dtype=F64)
+    with pytest.raises(ValueError, match="t must"):
+        boltzmann_1d(lambda y: y**2, lambda y: y**2, x, 1.5)
+    with pytest.raises(ValueError, match="x_grid"):
+        boltzmann_1d(lambda y: y**2, lambda y: y**2, x**3, 0.5)
+    with pytest.raises(ValueError, match="f1"):
+        boltzmann_1d(lambda y: y**2, torch.zeros(5), x, 0.5)
+    with pytest.raises(ValueError, match="z must"):
+        poisson_velocity(torch.zeros(2, 1), 0.0, DATA)
+    with pytest.raises(ValueError, match="data"):
+        poisson_field(torch.zeros(2, 2), 1.0, DATA)
+    with pytest.raises(ValueError, match="weights"):
+        poisson_field(torch.zeros(2, 1), 1.0, DATA, torch.tensor([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="z must"):
+        poisson_velocity_norm_sq_1d(-1.0, DATA, x)

@@ -1,0 +1,418 @@
+"""Mathematical facts about the Kac process numerics (kacnb.kac), PAPER.md section 2.
+
+References are independent of the code under test: scipy quadrature of the density, the
+Poisson-Beta series for the CDF via scipy's regularised incomplete beta function, and
+Monte-Carlo estimates from simulated paths.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate as si
+import scipy.special as ss
+import scipy.stats as st
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+
+from kacnb.kac import Kac, KacTableSampler, LinearSchedule, MeanRevertingKac
+
+F64 = torch.float64
+
+# (a, c, t) spanning a*t from 1e-3 to 8000 (a = 1600, T = 5 is used by the MNIST experiment).
+GRID = [
+    (1.0, 1.0, 1e-3),
+    (1.0, 1.0, 0.5),
+    (2.0, 3.0, 1.0),
+    (25.0, 5.0, 0.04),
+    (25.0, 5.0, 1.0),
+    (64.0, 8.0, 0.7),
+    (100.0, 10.0, 5.0),
+    (1600.0, 10.0, 0.3),
+    (1600.0, 10.0, 5.0),
+]
+
+
+def scalar(v):
+    return torch.tensor(v, dtype=F64)
+
+
+def cdf_reference(a: float, c: float, t: float, x: np.ndarray) -> np.ndarray:
+    """P(K(t) <= x) from the Poisson-Beta representation, summed with scipy (float64).
+
+    Given N = n >= 1 switches, K/(ct) = B (2Y - 1), Y ~ Beta(floor(n/2)+1, ceil(n/2)); so
+    P(K <= x | n) = (P(2Y-1 <= u) + P(2Y-1 >= -u))/2, u = x/(ct).
+    """
+    at = a * t
+    lo = max(1, int(at - 12 * math.sqrt(at) - 10))
+    hi = int(at + 12 * math.sqrt(at) + 20)
+    n = np.arange(lo, hi + 1)[:, None]
+    w = st.poisson.pmf(n, at)
+    al, be = np.floor(n / 2) + 1, np.ceil(n / 2)
+    u = np.clip(x / (c * t), -1, 1)[None, :]
+    p_le = ss.betainc(al, be, (1 + u) / 2)
+    p_ge = 1 - ss.betainc(al, be, (1 - u) / 2)
+    cont = (w * (p_le + p_ge) / 2).sum(0)
+    atom = math.exp(-at) / 2
+    out = cont + atom * (x >= -c * t) + atom * (x >= c * t)
+    return np.where(x >= c * t, 1.0, np.where(x < -c * t, 0.0, out))
+
+
+# --------------------------------------------------------------------------- the law
+@pytest.mark.parametrize("a,c,t", GRID)
+def test_continuous_mass_is_one_minus_atom_mass(a, c, t):
+    kac = Kac(a, c)
+
+    def f(x):
+        return float(kac.density(scalar(t), scalar(x)))
+
+    mass, err = si.quad(f, -c * t, c * t, points=[0.0], limit=400, epsabs=1e-13)
+    expected = 1.0 - math.exp(-a * t)
+    assert mass == pytest.approx(expected, rel=1e-8, abs=1e-12)
+    assert float(kac.atom_mass(scalar(t))) == pytest.approx(math.exp(-a * t), rel=1e-14)
+
+
+@pytest.mark.parametrize("a,c,t", [(2.0, 3.0, 1.0), (25.0, 5.0, 0.3), (1.0, 1.0, 2.0)])
+def test_density_matches_unscaled_bessel_formula(a, c, t):
+    # Moderate a*t, where the textbook formula [30-31] can be evaluated directly.
+    x = np.linspace(-c * t, c * t, 101)[1:-1]
+    r = np.sqrt(c**2 * t**2 - x**2)
+    z = (a / c) * r
+    expected = a / (2 * c) * np.exp(-a * t) * (ss.i0(z) + c * t * ss.i1(z) / r)
+    got = Kac(a, c).density(scalar(t), torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("a,c,t", GRID)
+def test_cdf_matches_poisson_beta_series(a, c, t):
+    x = np.concatenate([np.linspace(-1.2 * c * t, 1.2 * c * t, 41), [-c * t, c * t, 0.0]])
+    got = Kac(a, c).cdf(scalar(t), torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got, cdf_reference(a, c, t, x), atol=1e-10)
+
+
+def test_cdf_jumps_by_half_atom_at_the_edges():
+    kac, t = Kac(1.0, 2.0), 0.8
+    eps = 1e-12
+    left = kac.cdf(scalar(t), torch.tensor([-1.6 - eps, -1.6], dtype=F64))
+    right = kac.cdf(scalar(t), torch.tensor([1.6 - eps, 1.6], dtype=F64))
+    half_atom = math.exp(-0.8) / 2
+    assert float(left[1] - left[0]) == pytest.approx(half_atom, rel=1e-9)
+    assert float(right[1] - right[0]) == pytest.approx(half_atom, rel=1e-9)
+
+
+def test_law_at_time_zero_is_dirac():
+    kac = Kac(3.0, 2.0)
+    x = torch.tensor([-1.0, 0.0, 1.0], dtype=F64)
+    assert kac.cdf(0.0, x).tolist() == [0.0, 1.0, 1.0]
+    assert kac.density(0.0, x).tolist() == [0.0, 0.0, 0.0]
+    assert float(kac.atom_mass(0.0)) == 1.0
+    assert torch.all(kac.sample(torch.zeros(5)) == 0)
+
+
+# --------------------------------------------------------------------------- samplers
+def _ks_continuous_part(kac, t, draws):
+    """KS p-value of the draws strictly inside the cone against ``Kac.cdf`` conditioned on them.
+
+    ``Kac.cdf`` itself is checked against the Poisson-Beta series in
+    ``test_cdf_matches_poisson_beta_series``.
+    """
+    ct = kac.c * t
+    m = math.exp(-kac.a * t)
+    inner = draws[draws.abs() < ct].double().numpy()
+
+    def cond_cdf(x):
+        x = torch.as_tensor(np.asarray(x), dtype=F64)
+        return ((kac.cdf(scalar(t), x) - m / 2) / (1 - m)).numpy()
+
+    return st.kstest(inner, cond_cdf).pvalue
+
+
+def _atom_share_ok(kac, t, draws):
+    ct = kac.c * t
+    n = draws.numel()
+    at_edge = (draws.abs() >= ct * (1 - 1e-6)).double().sum().item()
+    p = math.exp(-kac.a * t)
+    sd = math.sqrt(n * p * (1 - p)) + 1e-12
+    return abs(at_edge - n * p) <= 5 * sd + 1
+
+
+SAMPLER_CASES = [(25.0, 5.0, 0.3), (1.0, 1.0, 0.7), (1600.0, 10.0, 5.0), (64.0, 8.0, 0.02)]
+
+
+@pytest.mark.parametrize("a,c,t", SAMPLER_CASES)
+def test_exact_sampler_matches_cdf(a, c, t):
+    kac = Kac(a, c)
+    g = torch.Generator().manual_seed(1234)
+    draws = kac.sample(torch.full((200_000,), t, dtype=F64), generator=g)[:, 0]
+    assert _atom_share_ok(kac, t, draws)
+    assert _ks_continuous_part(kac, t, draws) > 1e-3
+
+
+@pytest.mark.parametrize("a,c,t", SAMPLER_CASES)
+def test_random_walk_sampler_matches_cdf(a, c, t):
+    kac = Kac(a, c)
+    g = torch.Generator().manual_seed(99)
+    # The walk costs ~a t draws per path: fewer paths where a t is in the thousands.
+    n = 100_000 if a * t < 1000 else 20_000
+    draws = kac.paths(torch.tensor([t / 3, t], dtype=F64), n, generator=g)[1, :, 0]
+    assert _atom_share_ok(kac, t, draws)
+    assert _ks_continuous_part(kac, t, draws) > 1e-3
+
+
+@pytest.mark.parametrize("a,c,t", [(25.0, 5.0, 0.3), (1.0, 1.0, 0.7)])
+def test_table_sampler_matches_cdf(a, c, t):
+    kac = Kac(a, c)
+    table = KacTableSampler(kac, t_max=1.0, n_times=401, n_levels=1024, dtype=F64)
+    g = torch.Generator().manual_seed(7)
+    draws = table.sample(torch.full((100_000,), t, dtype=F64), generator=g)[:, 0]
+    assert _atom_share_ok(kac, t, draws)
+    assert _ks_continuous_part(kac, t, draws) > 1e-3
+
+
+def test_paths_at_one_time_have_the_law_of_sample():
+    kac = Kac(4.0, 2.0)
+    g = torch.Generator().manual_seed(5)
+    walk = kac.paths(torch.tensor([1.0], dtype=F64), 50_000, dim=2, generator=g)[0]
+    exact = kac.sample(torch.full((50_000,), 1.0, dtype=F64), dim=2, generator=g)
+    for i in range(2):
+        assert st.ks_2samp(walk[:, i].numpy(), exact[:, i].numpy()).pvalue > 1e-3
+    # Components are independent: their correlation is at the Monte-Carlo floor.
+    assert abs(np.corrcoef(walk.numpy().T)[0, 1]) < 5 / math.sqrt(50_000)
+
+
+def test_paths_are_lipschitz_with_constant_c_and_start_at_zero():
+    kac = Kac(25.0, 5.0)
+    times = torch.linspace(0.0, 1.0, 201, dtype=F64)
+    p = kac.paths(times, 500, dim=3, generator=torch.Generator().manual_seed(0))
+    assert p.shape == (201, 500, 3)
+    assert torch.all(p[0] == 0)
+    speed = (p[1:] - p[:-1]).abs() / (times[1] - times[0])
+    assert float(speed.max()) <= 5.0 * (1 + 1e-9)
+
+
+def test_paths_extend_when_the_jump_buffer_is_short():
+    # A tiny buffer forces the extension branch; the law must not change.
+    from kacnb.kac import kac_paths
+
+    g = torch.Generator().manual_seed(3)
+    draws = kac_paths(
+        torch.tensor([2.0], dtype=F64), 20_000, 50.0, 1.0, generator=g, chunk_elements=1 << 12
+    )[0, :, 0]
+    assert _ks_continuous_part(Kac(50.0, 1.0), 2.0, draws) > 1e-3
+
+
+def test_sample_shapes_and_generator_reproducibility():
+    kac = Kac(25.0, 5.0)
+    t = torch.rand(3, 4, dtype=F64)
+    s1 = kac.sample(t, dim=7, generator=torch.Generator().manual_seed(11))
+    s2 = kac.sample(t, dim=7, generator=torch.Generator().manual_seed(11))
+    assert s1.shape == (3, 4, 7) and s1.dtype == F64
+    assert torch.equal(s1, s2)
+    assert torch.all(s1.abs() <= 5.0 * t[..., None] + 1e-12)
+
+
+# --------------------------------------------------------------------------- velocity
+@pytest.mark.parametrize("a,c,t", GRID)
+def test_velocity_bounded_odd_and_finite_at_edges(a, c, t):
+    kac = Kac(a, c)
+    ct = c * t
+    x = torch.cat(
+        [
+            torch.linspace(-1.5 * ct, 1.5 * ct, 2001, dtype=F64),
+            torch.tensor([ct, -ct, ct * (1 - 1e-15), -ct * (1 - 1e-15), 0.0], dtype=F64),
+        ]
+    )
+    v = kac.velocity(scalar(t), x)
+    assert torch.isfinite(v).all()
+    assert float(v.abs().max()) <= c * (1 + 1e-12)
+    torch.testing.assert_close(kac.velocity(scalar(t), -x), -v, rtol=0, atol=1e-15 * c)
+    # On the atoms the velocity is +-c (Thm 4).
+    assert kac.velocity(scalar(t), torch.tensor([ct, -ct], dtype=F64)).tolist() == [c, -c]
+
+
+def test_velocity_matches_unscaled_formula_and_small_r_limit():
+    a, c, t = 2.0, 3.0, 1.0
+    x = np.linspace(-2.99, 2.99, 59)
+    r = np.sqrt(c**2 * t**2 - x**2)
+    z = (a / c) * r
+    expected = x / (t + r * ss.i0(z) / (c * ss.i1(z)))
+    got = Kac(a, c).velocity(scalar(t), torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    # As r -> 0 the denominator tends to t + 2/a.
+    edge = c * t * (1 - 1e-14)
+    v = float(Kac(a, c).velocity(scalar(t), scalar(edge)))
+    assert v == pytest.approx(edge / (t + 2 / a), rel=1e-9)
+
+
+@pytest.mark.parametrize("a,c", [(1.0, 1.0), (25.0, 5.0), (4.0, 2.0)])
+def test_continuity_equation_residual_vanishes_inside_the_cone(a, c):
+    kac = Kac(a, c)
+    h = 1e-5
+    for t in (0.3, 1.0, 2.0):
+        x = torch.linspace(-0.9 * c * t, 0.9 * c * t, 61, dtype=F64)
+        du_dt = (kac.density(scalar(t + h), x) - kac.density(scalar(t - h), x)) / (2 * h)
+
+        def flux(y, t=t):
+            return kac.density(scalar(t), y) * kac.velocity(scalar(t), y)
+
+        dflux_dx = (flux(x + h) - flux(x - h)) / (2 * h)
+        scale = float(du_dt.abs().max() + dflux_dx.abs().max())
+        assert float((du_dt + dflux_dx).abs().max()) < 1e-6 * scale
+
+
+def test_velocity_is_conditional_expectation_of_the_speed():
+    # v(t, x) = E[dK/dt | K(t) = x] [94], estimated from simulated paths by binning.
+    a, c, t, h = 2.0, 1.0, 1.0, 1e-4
+    kac = Kac(a, c)
+    g = torch.Generator().manual_seed(2024)
+    p = kac.paths(torch.tensor([t, t + h], dtype=F64), 400_000, generator=g)[:, :, 0]
+    x, speed = p[0], (p[1] - p[0]) / h
+    inside = x.abs() < c * t * 0.999
+    edges = torch.linspace(-0.9, 0.9, 19, dtype=F64)
+    idx = torch.bucketize(x[inside], edges)
+    for b in range(1, len(edges)):
+        sel = idx == b
+        if int(sel.sum()) < 2000:
+            continue
+        centre = (edges[b - 1] + edges[b]) / 2
+        est = speed[inside][sel]
+        # Average v over the bin's samples (v is not linear in x).
+        expected = float(kac.velocity(scalar(t), x[inside][sel]).mean())
+        se = float(est.std()) / math.sqrt(int(sel.sum()))
+        assert abs(float(est.mean()) - expected) < 5 * se + 2 * c * a * h, float(centre)
+
+
+# --------------------------------------------------------------------------- numerics
+@pytest.mark.parametrize("a,c,t", [(25.0, 5.0, 0.5), (1600.0, 10.0, 5.0), (1.0, 1.0, 1e-3)])
+def test_float32_agrees_with_float64(a, c, t):
+    kac = Kac(a, c)
+    x64 = torch.linspace(-1.1 * c * t, 1.1 * c * t, 1001, dtype=F64)
+    x32, t32, t64 = x64.float(), torch.tensor(t, dtype=torch.float32), scalar(t)
+    for fn in (kac.density, kac.velocity, kac.cdf):
+        r32, r64 = fn(t32, x32), fn(t64, x32.double())
+        assert r32.dtype == torch.float32 and r64.dtype == F64
+        scale = float(r64.abs().max())
+        assert float((r32.double() - r64).abs().max()) <= 2e-5 * scale
+
+
+@given(
+    a=hst.floats(1e-3, 2e3),
+    c=hst.floats(1e-2, 50.0),
+    t=hst.floats(0.0, 10.0),
+    u=hst.floats(-2.0, 2.0),
+)
+@settings(max_examples=300, deadline=None)
+def test_finite_and_bounded_on_the_whole_domain(a, c, t, u):
+    kac = Kac(a, c)
+    for dtype in (torch.float32, F64):
+        tt = torch.tensor(t, dtype=dtype)
+        x = torch.tensor(u * c * t, dtype=dtype)
+        d, v, F = kac.density(tt, x), kac.velocity(tt, x), kac.cdf(tt, x)
+        assert torch.isfinite(d) and d >= 0
+        assert torch.isfinite(v) and abs(float(v)) <= c * (1 + 1e-6)
+        assert 0.0 <= float(F) <= 1.0
+
+
+def test_extreme_rate_times_time_stays_finite():
+    kac = Kac(1e4, 10.0)
+    t = torch.tensor([0.0, 1e-6, 1.0, 5.0])  # a t up to 5e4
+    x = torch.stack([torch.zeros(4), 10 * t * 0.5, 10 * t * (1 - 1e-7), 10 * t])
+    for fn in (kac.density, kac.velocity, kac.cdf):
+        assert torch.isfinite(fn(t, x)).all()
+    assert torch.isfinite(kac.sample(t, dim=3)).all()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_agrees_with_cpu():
+    kac = Kac(25.0, 5.0)
+    t = torch.rand(1000, dtype=F64)
+    x = (2 * torch.rand(1000, dtype=F64) - 1) * 5 * t
+    for fn in (kac.density, kac.velocity, kac.cdf):
+        cpu, gpu = fn(t, x), fn(t.cuda(), x.cuda())
+        assert gpu.device.type == "cuda"
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-10, atol=1e-12)
+    s = kac.sample(torch.full((100_000,), 0.3, device="cuda"))
+    assert s.device.type == "cuda"
+    assert _ks_continuous_part(kac, 0.3, s[:, 0].cpu()) > 1e-3
+
+
+# --------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    "a,c,name",
+    [
+        (0.0, 1.0, "a"),
+        (-1.0, 1.0, "a"),
+        (float("nan"), 1.0, "a"),
+        (float("inf"), 1.0, "a"),
+        (1.0, 0.0, "c"),
+        (1.0, -2.0, "c"),
+        (1.0, float("nan"), "c"),
+    ],
+)
+def test_bad_parameters_raise_naming_the_argument(a, c, name):
+    with pytest.raises(ValueError, match=rf"^{name} "):
+        Kac(a, c)
+
+
+@pytest.mark.parametrize("method", ["density", "cdf", "velocity"])
+def test_bad_time_or_position_raises(method):
+    kac = Kac(1.0, 1.0)
+    fn = getattr(kac, method)
+    with pytest.raises(ValueError, match="^t "):
+        fn(-0.1, 0.0)
+    with pytest.raises(ValueError, match="^t "):
+        fn(float("nan"), 0.0)
+    with pytest.raises(ValueError, match="^x "):
+        fn(1.0, float("nan"))
+    for bad in (kac.sample, kac.atom_mass):
+        with pytest.raises(ValueError, match="^t "):
+            bad(torch.tensor([0.5, -1.0]))
+    with pytest.raises(ValueError, match="^times "):
+        kac.paths(torch.tensor([-1.0]), 10)
+    with pytest.raises(ValueError, match="^n "):
+        kac.paths(torch.tensor([1.0]), 0)
+
+
+# --------------------------------------------------------------------------- conditional
+def test_conditional_velocity_shifts_by_the_start():
+    kac = Kac(25.0, 5.0)
+    x0 = torch.tensor([[0.3, -1.0], [2.0, 0.0]], dtype=F64)
+    x = torch.tensor([[0.5, -1.2], [1.0, 0.4]], dtype=F64)
+    t = torch.tensor([0.1, 0.5], dtype=F64)
+    got = kac.conditional_velocity(t, x, x0)
+    for i in range(2):
+        for j in range(2):
+            assert float(got[i, j]) == float(kac.velocity(t[i], x[i, j] - x0[i, j]))
+
+
+def test_mean_reverting_latent_does_not_depend_on_the_data():
+    mr = MeanRevertingKac(Kac(25.0, 5.0), T=1.0)
+    x0a = torch.randn(1000, 4, dtype=F64)
+    x0b = 10 + torch.randn(1000, 4, dtype=F64)
+    t = torch.ones(1000, dtype=F64)
+    xa = mr.sample(t, x0a, generator=torch.Generator().manual_seed(0))
+    xb = mr.sample(t, x0b, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(xa, xb)
+
+
+def test_mean_reverting_velocity_is_the_expected_speed_along_paths():
+    # E[d/dt (f(t) x0 + K(t)) | X_t = x] = f'(t) x0 + v(t, x - f(t) x0) [99], by Monte Carlo.
+    kac, T, t, h = Kac(4.0, 2.0), 2.0, 0.8, 1e-4
+    mr = MeanRevertingKac(kac, T=T, schedule=LinearSchedule(T))
+    x0 = torch.tensor([1.5], dtype=F64)
+    g = torch.Generator().manual_seed(8)
+    k = kac.paths(torch.tensor([t, t + h], dtype=F64), 200_000, generator=g)[:, :, 0]
+    f = mr.schedule.value
+    x = f(scalar(t)) * x0 + k[0]
+    speed = (f(scalar(t + h)) * x0 + k[1] - x) / h
+    inner = k[0].abs() < 2.0 * t * 0.999
+    pred = mr.conditional_velocity(
+        scalar(t).expand(int(inner.sum())), x[inner, None], x0.expand(int(inner.sum()), 1)
+    )[:, 0]
+    # Regress the speed on the prediction: slope 1 and intercept 0 within MC error.
+    resid = speed[inner] - pred
+    assert abs(float(resid.mean())) < 5 * float(resid.std()) / math.sqrt(int(inner.sum())) + 0.02

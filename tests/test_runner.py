@@ -1,0 +1,455 @@
+"""Tests of the notebook pipeline (registry, runner, CLI, golden notebooks, nbval set-up).
+
+They use the fixture notebook ``tests/fixtures/99_fixture.py`` in a temporary repository
+layout (``<tmp>/notebooks``, ``<tmp>/figures``, ``<tmp>/tests/golden``) registered through the
+``entries`` argument of ``kacnb.cli.main``; the real list of notebooks is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import matplotlib
+import nbformat
+import pytest
+import torch
+
+from kacnb import cli, plotting, runtime
+from kacnb.registry import NOTEBOOKS, FigureSpec, NotebookSpec, Registry, UnknownNotebookError
+from kacnb.runner import GOLDEN_PARAMETERS, clean_notebook, in_sync, to_percent
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE_PY = Path(__file__).resolve().parent / "fixtures" / "99_fixture.py"
+FIXTURE = NotebookSpec(
+    99, "99_fixture", "Fixture notebook", (FigureSpec("fig99_fixture", None, "fixture"),)
+)
+ENTRIES = NOTEBOOKS + (FIXTURE,)
+SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-progress"]
+
+
+def make_repo(root: Path) -> Path:
+    """A repository layout with the fixture notebook; returns the notebooks dir."""
+    nb_dir = root / "notebooks"
+    nb_dir.mkdir(parents=True)
+    shutil.copy(FIXTURE_PY, nb_dir / FIXTURE_PY.name)
+    return nb_dir
+
+
+def kacnb(*argv: str | Path) -> int:
+    return cli.main([str(a) for a in argv], entries=ENTRIES)
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """The fixture notebook executed once with ``kacnb run`` (default output and figures)."""
+    root = tmp_path_factory.mktemp("repo")
+    nb_dir = make_repo(root)
+    rc = kacnb("run", "99", *SMOKE, "--seed", "3", "--notebooks-dir", nb_dir)
+    return rc, root
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    """Golden notebook of the fixture written by ``kacnb golden`` (default golden dir)."""
+    root = tmp_path_factory.mktemp("repo_golden")
+    nb_dir = make_repo(root)
+    rc = kacnb("golden", "99_fixture", "--no-progress", "--notebooks-dir", nb_dir)
+    return rc, root
+
+
+# --------------------------------------------------------------------------------------------
+# registry and CLI look-up
+
+
+def test_fixture_is_canonical_percent_text():
+    # the .py must be what jupytext writes back, else no executed notebook can be in sync
+    assert to_percent(jupytext.read(FIXTURE_PY)) == FIXTURE_PY.read_text(encoding="utf-8")
+
+
+def test_resolve_by_number_stem_and_path(tmp_path):
+    nb_dir = make_repo(tmp_path)
+    reg = Registry(ENTRIES, nb_dir)
+    kac_1d = reg.resolve("02_kac_1d")
+    assert kac_1d.number == 2
+    assert reg.resolve("02") is kac_1d
+    assert reg.resolve("2") is kac_1d
+    assert reg.resolve("02_kac_1d.py") is kac_1d
+    assert reg.resolve(nb_dir / "02_kac_1d.ipynb") is kac_1d
+    assert reg.resolve("99") is reg.resolve(nb_dir / "99_fixture.py")
+    assert reg.root == tmp_path.resolve()
+    assert reg.figures_dir == tmp_path.resolve() / "figures"
+
+
+@pytest.mark.parametrize("name", ["7", "00", "kac_1d", "02_kac", "notebooks/06_nope.py"])
+def test_resolve_unknown_lists_valid_names(tmp_path, name):
+    reg = Registry(NOTEBOOKS, make_repo(tmp_path))
+    with pytest.raises(UnknownNotebookError) as info:
+        reg.resolve(name)
+    message = str(info.value)
+    assert "unknown notebook" in message
+    for spec in NOTEBOOKS:
+        assert spec.stem in message
+
+
+def test_resolve_path_outside_notebooks_dir(tmp_path):
+    reg = Registry(ENTRIES, make_repo(tmp_path / "repo"))
+    with pytest.raises(UnknownNotebookError, match="--notebooks-dir"):
+        reg.resolve(tmp_path / "elsewhere" / "02_kac_1d.py")
+
+
+def test_only_existing_notebooks_are_runnable(tmp_path):
+    reg = Registry(ENTRIES, make_repo(tmp_path))
+    assert reg.available() == [FIXTURE]
+    assert reg.resolve_runnable([]) == [FIXTURE]
+    assert reg.resolve_runnable(["99", "99_fixture"]) == [FIXTURE]
+    with pytest.raises(FileNotFoundError, match="02_kac_1d.py does not exist"):
+        reg.resolve_runnable(["02"])
+    assert Registry(NOTEBOOKS, tmp_path / "notebooks").resolve_runnable([]) == []
+
+
+def test_cli_list(tmp_path, capsys):
+    nb_dir = make_repo(tmp_path)
+    assert kacnb("list", "--notebooks-dir", nb_dir) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^99\s+99_fixture\s+\[exists\]", out, re.MULTILINE)
+    assert re.search(r"^02\s+02_kac_1d\s+\[not written yet\]", out, re.MULTILINE)
+    for expected in [
+        "Fig. 1 -> fig01_kac_paths_2d",
+        "Fig. 4 -> fig04_backward_evolution",
+        "Fig. 5 -> fig05_gmm_samples",
+        "Fig. 6 -> fig06_mnist_forward",
+        "Fig. 7 -> fig07_mnist_T1",
+        "Fig. 8 -> fig08_mnist_T5",
+        "App. A.2 -> figA2_mnist_trajectories",
+        "nb03_point_cloud",
+        "1 of 6 notebooks exist",
+    ]:
+        assert expected in out
+
+
+def test_python_dash_m_list():
+    proc = subprocess.run(
+        [sys.executable, "-m", "kacnb", "list"], capture_output=True, text=True, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "01_velocity_explosion" in proc.stdout and "05_mnist" in proc.stdout
+
+
+def test_cli_no_notebooks_yet(tmp_path, capsys):
+    (tmp_path / "notebooks").mkdir()
+    assert kacnb("run", *SMOKE, "--notebooks-dir", tmp_path / "notebooks") == 0
+    assert "no notebooks yet" in capsys.readouterr().out
+    assert not (tmp_path / "figures").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "42"], "unknown notebook '42'"),
+        (["run", "03"], "03_kac_multid.py does not exist yet"),
+        (["run", "99", "-p", "profile=paper"], "--profile"),
+        (["golden", "nope"], "valid notebooks: 01 (01_velocity_explosion)"),
+    ],
+)
+def test_cli_usage_errors(tmp_path, capsys, argv, message):
+    nb_dir = make_repo(tmp_path)
+    assert kacnb(*argv, "--notebooks-dir", nb_dir) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_missing_notebooks_dir(tmp_path, capsys):
+    assert kacnb("list", "--notebooks-dir", tmp_path / "missing") == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# kacnb run
+
+
+def test_run_writes_notebook_in_sync_with_py(ran):
+    rc, root = ran
+    assert rc == 0
+    py, ipynb = root / "notebooks" / "99_fixture.py", root / "notebooks" / "99_fixture.ipynb"
+    assert ipynb.is_file()
+    assert in_sync(py, ipynb)
+    # the same check as `jupytext --to py:percent -o - 99_fixture.ipynb | diff - 99_fixture.py`
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupytext", "--to", "py:percent", "-o", "-", str(ipynb)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == py.read_text(encoding="utf-8")
+
+
+def test_run_output_is_clean_and_keeps_outputs(ran):
+    _, root = ran
+    nb = nbformat.read(root / "notebooks" / "99_fixture.ipynb", as_version=4)
+    nbformat.validate(nb)
+    source = jupytext.read(root / "notebooks" / "99_fixture.py")
+    assert [(c.cell_type, c.source) for c in nb.cells] == [
+        (c.cell_type, c.source) for c in source.cells
+    ]
+    assert "papermill" not in nb.metadata
+    assert nb.metadata.kernelspec.name == "python3"
+    for cell in nb.cells:
+        assert "injected-parameters" not in cell.metadata.get("tags", [])
+        assert "papermill" not in cell.metadata and "execution" not in cell.metadata
+        assert cell.metadata.get("tags", None) != []
+    text = "".join(
+        out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+    )
+    # the notebook prints how it ran (the injected cell is gone) and its checked numbers
+    assert "profile=smoke device=cpu seed=3 torch=" in text
+    assert re.search(r"n=64 mean=-?\d\.\d{4} std=\d\.\d{4}", text)
+    assert "['fig99_fixture.png', 'fig99_fixture.pdf']" in text
+
+
+def test_run_writes_figures_and_record(ran):
+    _, root = ran
+    figures = root / "figures"
+    assert (figures / "fig99_fixture.png").stat().st_size > 0
+    assert (figures / "fig99_fixture.pdf").read_bytes().startswith(b"%PDF")
+    record = json.loads((figures / "runs" / "99_fixture.json").read_text())
+    for key in [
+        "notebook",
+        "profile",
+        "device",
+        "device_name",
+        "torch",
+        "python",
+        "wall_time_s",
+        "git_commit",
+        "git_dirty",
+        "timestamp_utc",
+        "seed",
+    ]:
+        assert key in record
+    assert record["notebook"] == "99_fixture"
+    assert (record["profile"], record["device"], record["seed"]) == ("smoke", "cpu", 3)
+    assert record["torch"] == torch.__version__
+    assert record["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert isinstance(record["device_name"], str) and record["device_name"]
+    assert record["wall_time_s"] > 0
+    assert record["git_commit"] is None and record["git_dirty"] is None  # not a git checkout
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["timestamp_utc"])
+    assert set(record["figures"]) == {"fig99_fixture.png", "fig99_fixture.pdf"}
+
+
+def test_run_failure_keeps_partial_notebook(tmp_path, capsys):
+    nb_dir = make_repo(tmp_path)
+    out_dir = tmp_path / "out"
+    rc = kacnb(
+        "run", "99", *SMOKE, "-p", "fail=True", "--notebooks-dir", nb_dir, "--output-dir", out_dir
+    )
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "notebook 99_fixture failed: RuntimeError: the fixture was asked to fail" in err
+    line = FIXTURE_PY.read_text().splitlines().index("if fail:") + 1
+    where = f"{(nb_dir / '99_fixture.py').resolve()}:{line}: if fail:"
+    assert f"in cell 5 (0-based, counting all cells) at {where}" in err
+    partial = out_dir / "99_fixture.ipynb"
+    assert f"kept at {partial}" in err
+    nb = nbformat.read(partial, as_version=4)
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    assert [(e.ename, e.evalue) for e in errors] == [
+        ("RuntimeError", "the fixture was asked to fail")
+    ]
+    # not cleaned: papermill's injected cell and metadata are still there
+    assert "papermill" in nb.metadata
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert not (tmp_path / "figures" / "runs" / "99_fixture.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# kacnb golden and the nbval regression set-up
+
+
+def test_golden_keeps_injected_parameters(golden):
+    rc, root = golden
+    assert rc == 0
+    golden_dir = root / "tests" / "golden"
+    nb = nbformat.read(golden_dir / "99_fixture.ipynb", as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    assert "papermill" not in nb.metadata
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1
+    for name, value in GOLDEN_PARAMETERS.items():
+        assert f"{name} = {value!r}".replace("'", '"') in injected[0].source
+    others = [(c.cell_type, c.source) for c in nb.cells if c not in injected]
+    assert others == [(c.cell_type, c.source) for c in jupytext.read(FIXTURE_PY).cells]
+    for cell in nb.cells:
+        assert "papermill" not in cell.metadata and cell.metadata.get("tags", None) != []
+    # figures went to the relative smoke dir, next to the golden notebook
+    assert (golden_dir / "_smoke_figures" / "fig99_fixture.png").is_file()
+
+
+def test_golden_passes_nbval_and_detects_changes(golden, tmp_path):
+    """Run the real pytest configuration (pyproject.toml + tests/conftest.py) on goldens."""
+    _, root = golden
+    repo = tmp_path / "mini"
+    gdir = repo / "tests" / "golden"
+    gdir.mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "conftest.py", repo / "tests" / "conftest.py")
+    shutil.copy(REPO / "tests" / "golden" / "sanitize.cfg", gdir / "sanitize.cfg")
+    good = root / "tests" / "golden" / "99_fixture.ipynb"
+    shutil.copy(good, gdir / "99_fixture.ipynb")
+    nb = nbformat.read(good, as_version=4)
+    checked = [c for c in nb.cells if "# NBVAL_CHECK_OUTPUT" in c.source]
+    assert len(checked) == 1
+    stdout = next(o for o in checked[0].outputs if o.get("name") == "stdout")
+    assert re.search(r"elapsed \d\.\d{3} s", stdout.text)  # sanitised timing
+    stdout.text = re.sub(r"mean=(-?\d\.\d{4})", "mean=9.9999", stdout.text)
+    stderr = next(o for o in checked[0].outputs if o.get("name") == "stderr")
+    stderr.text = "anything: stderr is not compared\n"
+    nbformat.write(nb, gdir / "97_tampered.ipynb")
+
+    def pytest_(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c"]
+            + [str(REPO / "pyproject.toml"), "--rootdir", str(repo), *args],
+            capture_output=True,
+            text=True,
+            cwd=repo,
+        )
+
+    collected = pytest_("--collect-only", "-q", "-k", "99_fixture", "tests")
+    ids = [line for line in collected.stdout.splitlines() if "::" in line]
+    assert ids and all(i.startswith("tests/golden/99_fixture.ipynb::Cell ") for i in ids)
+
+    proc = pytest_("tests", "-q")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.MULTILINE)
+    assert failed == ["tests/golden/97_tampered.ipynb::Cell"], proc.stdout
+    assert "mismatch 'stdout'" in proc.stdout
+    assert f"1 failed, {2 * len(ids) - 1} passed" in proc.stdout
+
+
+def test_sanitize_file_covers_nondeterministic_text():
+    from nbval.plugin import get_sanitize_patterns
+
+    patterns = get_sanitize_patterns((REPO / "tests" / "golden" / "sanitize.cfg").read_text())
+    assert len(patterns) >= 4
+
+    def sanitize(s: str) -> str:
+        for regex, replace in patterns:
+            s = re.sub(regex, replace, s)
+        return s
+
+    for a, b in [
+        ("elapsed 0.012 s", "elapsed 1.5 s"),
+        ("took 850 ms", "took 12 ms"),
+        ("10/10 [00:01<00:00, 12.3it/s]", "10/10 [00:01<00:00, 9.81it/s]"),
+        ("<Figure size 640x480 with 1 Axes>", "<Figure size 800x400 with 2 Axes>"),
+        ("<Model object at 0x7f3a2c1b9d90>", "<Model object at 0x7f00deadbeef>"),
+    ]:
+        assert sanitize(a) == sanitize(b)
+    for kept in ["loss=0.1234 s=2", "64 samples", "T = 5", "mean=-0.1420 std=1.1198"]:
+        assert sanitize(kept) == kept
+
+
+def test_clean_notebook_strips_papermill_clutter():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.papermill = {"parameters": {}}
+    params = nbformat.v4.new_code_cell("a = 1", metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell("a = 2", metadata={"tags": ["injected-parameters"]})
+    body = nbformat.v4.new_code_cell(
+        "print(a)",
+        metadata={"tags": [], "papermill": {"duration": 1.0}, "execution": {"x": "1"}},
+        outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="1\r2"),
+            nbformat.v4.new_output("stream", name="stdout", text="\r3\n"),
+            nbformat.v4.new_output("stream", name="stderr", text="w\n"),
+        ],
+    )
+    nb.cells = [params, injected, body]
+    published = clean_notebook(nb)
+    assert [c.source for c in published.cells] == ["a = 1", "print(a)"]
+    assert published.cells[1].metadata == {}
+    assert [(o.name, o.text) for o in published.cells[1].outputs] == [
+        ("stdout", "3\n"),
+        ("stderr", "w\n"),
+    ]
+    assert "papermill" not in published.metadata
+    assert clean_notebook(nb).cells[1].id == published.cells[1].id  # deterministic ids
+    kept = clean_notebook(nb, keep_injected=True)
+    assert [c.source for c in kept.cells] == ["a = 1", "a = 2", "print(a)"]
+
+
+# --------------------------------------------------------------------------------------------
+# kacnb.runtime and kacnb.plotting
+
+
+def test_pick():
+    table = {"smoke": 1, "quick": 2, "paper": 3}
+    assert [runtime.pick(p, table) for p in runtime.PROFILES] == [1, 2, 3]
+    with pytest.raises(ValueError, match="unknown profile 'full'"):
+        runtime.pick("full", table)
+    with pytest.raises(ValueError, match="no entry for profile 'paper'"):
+        runtime.pick("paper", {"smoke": 1, "quick": 2})
+
+
+def test_setup_seeds_and_reports(capsys):
+    threads = torch.get_num_threads()
+    try:
+        rt = runtime.setup("smoke", "cpu", 5)
+        assert torch.get_num_threads() == 1
+        a = torch.rand(3)
+        b = torch.rand(3, generator=rt.generator)
+        runtime.setup("smoke", "auto" if not torch.cuda.is_available() else "cpu", 5)
+        assert torch.equal(a, torch.rand(3))
+        assert torch.equal(b, torch.rand(3, generator=torch.Generator().manual_seed(5)))
+    finally:
+        torch.set_num_threads(threads)
+    assert (rt.profile, rt.device, rt.seed) == ("smoke", torch.device("cpu"), 5)
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line == f"profile=smoke device=cpu seed=5 torch={torch.__version__}"
+    assert matplotlib.rcParams["axes.spines.top"] is False
+
+
+def test_setup_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown profile"):
+        runtime.setup("fast", "cpu", 0)
+    with pytest.raises(ValueError, match="unknown device"):
+        runtime.resolve_device("tpu")
+    assert runtime.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            runtime.setup("quick", "cuda", 0)
+
+
+def test_save_figure(tmp_path):
+    import matplotlib.pyplot as plt
+
+    plotting.use_style()
+    assert matplotlib.rcParams["savefig.bbox"] == "tight"
+    assert matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][:2] == [
+        plotting.GENERATED,
+        plotting.GROUND_TRUTH,
+    ]
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    try:
+        assert plotting.save_figure(fig, "figX_test", None) == []
+        paths = plotting.save_figure(fig, "figX_test", tmp_path / "new" / "dir")
+        assert [p.name for p in paths] == ["figX_test.png", "figX_test.pdf"]
+        assert all(p.stat().st_size > 0 for p in paths)
+        first_pdf = paths[1].read_bytes()
+        plotting.save_figure(fig, "figX_test", tmp_path / "new" / "dir")
+        assert paths[1].read_bytes() == first_pdf  # no creation date: reproducible PDFs
+        for bad in ["figX.png", "sub/figX", "", "../x"]:
+            with pytest.raises(ValueError, match="bare file stem"):
+                plotting.save_figure(fig, bad, tmp_path)
+    finally:
+        plt.close(fig)

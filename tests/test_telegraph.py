@@ -1,0 +1,167 @@
+"""Tests for kacnb.telegraph: the telegrapher's equation and the law of X_0 + K(t).
+
+Each test asserts a mathematical fact (PAPER.md section 2): the PDE solution is the density
+of X_0 + K(t) (Thm 1, Prop 5), the law of K(t) has total mass 1 [30-31], and the telegraph
+density tends to the heat density when a, c -> infinity with c^2/a fixed (Thm 9).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kacnb import Kac
+from kacnb.telegraph import (
+    convolved_density,
+    heat_density,
+    l1_distance,
+    l2_distance,
+    solve_telegraph,
+)
+
+F64 = torch.float64
+
+
+def gaussian(mean: float, std: float):
+    """Density of N(mean, std^2) as a callable on tensors."""
+
+    def f(y: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-0.5 * ((y - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+
+    return f
+
+
+def grid(half_width: float, dx: float) -> torch.Tensor:
+    n = int(round(2 * half_width / dx)) + 1
+    return torch.linspace(-half_width, half_width, n, dtype=F64)
+
+
+# Smooth initial law, and (a, c, t) with a t from 0.5 to 100 and both c t < 1 and > 1.
+F0 = gaussian(0.0, 0.3)
+CASES = [(1.0, 1.0, 1.0), (4.0, 2.0, 0.5), (0.5, 2.0, 1.5), (10.0, 1.0, 1.0), (100.0, 10.0, 1.0)]
+
+
+@pytest.mark.parametrize(("a", "c", "t"), CASES)
+def test_fd_solution_is_density_of_x0_plus_kac(a, c, t):
+    """Thm 1 / Prop 5: the PDE solution equals the convolution of f0 with the law of K(t),
+    at t and at an intermediate time; the scheme conserves the mass exactly."""
+    x = grid(c * t + 3.0, 0.01)  # f0 is below 1e-20 at the ends at all times
+    u, snaps = solve_telegraph(F0(x), x, t, a, c, times=[0.0, t / 2, t])
+    exact = convolved_density(F0, x, t, a, c)
+    assert float(l1_distance(u, exact, x)) < 1e-3
+    assert float(l1_distance(snaps[1], convolved_density(F0, x, t / 2, a, c), x)) < 1e-3
+    assert torch.equal(snaps[0], F0(x))
+    assert float(l1_distance(snaps[2], u, x)) < 1e-12
+    # Discrete mass sum(u) dx is an invariant of the scheme (zero boundary, no flux).
+    dx = float(x[1] - x[0])
+    assert float(u.sum() * dx) == pytest.approx(float(F0(x).sum() * dx), abs=1e-10)
+
+
+def test_fd_is_second_order():
+    """Halving dx (fixed Courant number) divides the error by about 4."""
+    a, c, t = 2.0, 1.0, 1.0
+    errors = []
+    for dx in (0.04, 0.02):
+        x = grid(5.0, dx)
+        u = solve_telegraph(F0(x), x, t, a, c, cfl=0.8)
+        errors.append(float(l1_distance(u, convolved_density(F0, x, t, a, c), x)))
+    assert 3.0 < errors[0] / errors[1] < 5.0
+
+
+@pytest.mark.parametrize(("a", "c", "t"), [(1.0, 1.0, 0.3), (3.0, 1.0, 2.0), (200.0, 10.0, 1.0)])
+def test_convolved_density_is_probability_density(a, c, t):
+    """The law of X_0 + K(t) has mass 1 (atoms exp(-a t) plus continuous part 1 - exp(-a t))
+    and a nonnegative density."""
+    f0 = gaussian(0.2, 0.3)
+    x = grid(c * t + 4.0, 0.005)
+    u = convolved_density(f0, x, t, a, c)
+    assert float(u.min()) >= 0.0
+    assert float(torch.trapezoid(u, x)) == pytest.approx(1.0, abs=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("a", "c", "t", "s", "n_quad"), [(3.0, 1.0, 1.0, 0.004, 8192), (400.0, 20.0, 1.0, 0.01, 4096)]
+)
+def test_narrow_initial_law_reproduces_kac_density(a, c, t, s, n_quad):
+    """For X_0 ~ N(0, s^2) with small s the density inside the light cone is u~(t, x)
+    [30-31] up to the smoothing error (s^2/2) u~'' (also for large a t)."""
+    kac = Kac(a, c)
+    x = torch.linspace(-0.9 * c * t, 0.9 * c * t, 301, dtype=F64)
+    u = convolved_density(gaussian(0.0, s), x, t, a, c, n_quad=n_quad)
+    ref = kac.density(t, x)
+    where = ref > 1e-3 * ref.max()
+    assert float(((u - ref).abs() / ref)[where].max()) < 2e-3
+
+
+@pytest.mark.parametrize(("t", "sigma"), [(0.5, 1.0), (2.0, 0.3), (0.01, 2.0)])
+def test_heat_density_closed_form(t, sigma):
+    """X_0 ~ N(m, s^2) plus sigma W(t) is N(m, s^2 + sigma^2 t)."""
+    m, s = 0.4, 0.3
+    x = grid(8.0, 0.01)
+    std = math.sqrt(s**2 + sigma**2 * t)
+    assert torch.allclose(
+        heat_density(gaussian(m, s), x, t, sigma), gaussian(m, std)(x), atol=1e-12
+    )
+
+
+def test_telegraph_tends_to_heat_density():
+    """Thm 9: with sigma^2 = c^2/a = 1 fixed, the L2 distance to the heat density decreases
+    as a grows, at rate 1/a (Var K(t) = sigma^2 (t - (1 - exp(-2 a t))/(2 a)))."""
+    x = grid(8.0, 0.01)
+    heat = heat_density(F0, x, 1.0, 1.0)
+    dist = []
+    for a in (1.0, 4.0, 16.0, 64.0, 256.0):
+        u = convolved_density(F0, x, 1.0, a, math.sqrt(a))
+        dist.append(float(l2_distance(u, heat, x)))
+    assert all(d1 < d0 for d0, d1 in zip(dist, dist[1:], strict=False))
+    assert 3.5 < dist[-2] / dist[-1] < 4.5  # factor 4 in a
+    assert dist[-1] < 1e-3
+
+
+def test_time_zero_returns_initial_density():
+    x = grid(3.0, 0.05)
+    assert torch.equal(convolved_density(F0, x, 0.0, 1.0, 1.0), F0(x))
+    assert torch.equal(heat_density(F0, x, 0.0, 1.0), F0(x))
+    assert torch.equal(solve_telegraph(F0(x), x, 0.0, 1.0, 1.0), F0(x))
+
+
+def test_results_follow_input_dtype():
+    x = grid(3.0, 0.05).to(torch.float32)
+    assert solve_telegraph(F0(x), x, 0.5, 1.0, 1.0).dtype == torch.float32
+    assert convolved_density(F0, x, 0.5, 1.0, 1.0).dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------- validation
+def test_invalid_arguments_raise():
+    x = grid(3.0, 0.05)
+    f = F0(x)
+    with pytest.raises(ValueError, match="a must"):
+        solve_telegraph(f, x, 1.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="c must"):
+        solve_telegraph(f, x, 1.0, 1.0, -1.0)
+    with pytest.raises(ValueError, match="t_final"):
+        solve_telegraph(f, x, -1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="uniform"):
+        solve_telegraph(f, x**3, 1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="n_steps"):
+        solve_telegraph(f, x, 1.0, 1.0, 1.0, n_steps=5)  # c dt / dx = 4
+    with pytest.raises(ValueError, match="cfl"):
+        solve_telegraph(f, x, 1.0, 1.0, 1.0, cfl=1.5)
+    with pytest.raises(ValueError, match="f0_values"):
+        solve_telegraph(f[:-1], x, 1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="times"):
+        solve_telegraph(f, x, 1.0, 1.0, 1.0, times=[0.5, 2.0])
+    with pytest.raises(ValueError, match="t must"):
+        convolved_density(F0, x, -0.1, 1.0, 1.0)
+    with pytest.raises(ValueError, match="a must"):
+        convolved_density(F0, x, 1.0, math.nan, 1.0)
+    with pytest.raises(ValueError, match="n_quad"):
+        convolved_density(F0, x, 1.0, 1.0, 1.0, n_quad=0)
+    with pytest.raises(ValueError, match="f0"):
+        convolved_density(lambda y: y[:1], x, 1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        heat_density(F0, x, 1.0, 0.0)
+    with pytest.raises(ValueError, match="x must"):
+        l2_distance(f, f, x.flip(0))

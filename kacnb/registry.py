@@ -63,7 +63,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
     NotebookSpec(
         1,
         "01_velocity_explosion",
-        "Why the Kac flow needs care: the velocity field explodes",
+        "Exploding velocities of existing flows, and the bounded Kac flow",
     ),
     NotebookSpec(
         2,

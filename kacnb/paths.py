@@ -1,0 +1,147 @@
+"""Probability paths for conditional flow matching, behind one small interface (PAPER.md section 4).
+
+A path says how a data point ``x0`` is carried to noise on ``[t_min, T]``:
+
+* ``sample(x0, generator)`` draws ``t ~ U(t_min, T)`` per row, ``x_t`` given ``x0`` and the
+  conditional target velocity ``v_t(x_t | x0)``, returned as a :class:`PathSample`;
+* ``latent(x0, generator)`` draws ``x_T``, where generation starts;
+* ``conditional_velocity(t, x, x0)`` evaluates the target for given points.
+
+Training and sampling code use only this interface, so they never branch on the model.
+Data may have any trailing shape ``(B, *event)`` (points ``(B, 2)``, images
+``(B, 1, 28, 28)``); every coordinate gets its own independent Kac component (Section 5).
+
+Paths: :class:`KacPath` ``X_t = X_0 + K(t)`` [66] with target ``v(t, x - x0)`` (Thm 14);
+:class:`MeanRevertingKacPath` ``X_t = f(t) X_0 + K(t)`` with target
+``f'(t) x0 + v(t, x - f(t) x0)`` [98-99]; :class:`DiffusionPath`
+``X_t = X_0 + sigma W(t)`` with target ``(x - x0)/(2t)`` on ``[eps, T]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import positive_scalar
+from .kac import Kac, LinearSchedule, kac_sample, kac_velocity
+
+__all__ = ["PathSample", "KacPath", "MeanRevertingKacPath", "DiffusionPath"]
+
+
+@dataclass(frozen=True)
+class PathSample:
+    """One training draw: times ``t`` (B,); start ``x0``, point ``xt``, ``target`` (B, ...)."""
+
+    t: torch.Tensor
+    x0: torch.Tensor
+    xt: torch.Tensor
+    target: torch.Tensor
+
+
+def _expand_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Reshape per-row times (B,) to broadcast over ``x`` of shape (B, *event)."""
+    return t.reshape(t.shape + (1,) * (x.ndim - t.ndim))
+
+
+class _Path:
+    """Shared logic: the time interval and the training draw."""
+
+    T: float
+    t_min: float = 0.0
+
+    def sample_times(self, n: int, like: torch.Tensor, generator=None) -> torch.Tensor:
+        u = torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
+        return self.t_min + (self.T - self.t_min) * u
+
+    def sample(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> PathSample:
+        """Draw ``t ~ U(t_min, T)``, ``x_t | x0`` and the target ``v_t(x_t | x0)``."""
+        t = self.sample_times(x0.shape[0], x0, generator)
+        xt = self.sample_at(t, x0, generator)
+        return PathSample(t=t, x0=x0, xt=xt, target=self.conditional_velocity(t, xt, x0))
+
+    def sample_at(self, t: torch.Tensor, x0: torch.Tensor, generator=None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def conditional_velocity(self, t, x, x0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def latent(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``x_T`` (the generation start) for starts ``x0`` (B, *event)."""
+        t = torch.full((x0.shape[0],), self.T, device=x0.device, dtype=x0.dtype)
+        return self.sample_at(t, x0, generator)
+
+
+class KacPath(_Path):
+    """Standard Kac path ``X_t = X_0 + K(t)`` on ``[0, T]`` [66], target ``v(t, x - x0)`` [93].
+
+    The latent ``x_T = x0 + K(T)`` depends on the data (the 2D experiment draws ``x0`` from
+    the mixture at inference, PAPER.md section 5).
+    """
+
+    def __init__(self, kac: Kac, T: float = 1.0):
+        self.kac = kac
+        self.T = positive_scalar("T", T)
+
+    def __repr__(self) -> str:
+        return f"KacPath(a={self.kac.a:g}, c={self.kac.c:g}, T={self.T:g})"
+
+    def _kac_noise(self, t: torch.Tensor, x0: torch.Tensor, generator) -> torch.Tensor:
+        flat = kac_sample(t, self.kac.a, self.kac.c, dim=x0[0].numel(), generator=generator)
+        return flat.reshape(x0.shape)
+
+    def sample_at(self, t, x0, generator=None):
+        return x0 + self._kac_noise(t, x0, generator)
+
+    def conditional_velocity(self, t, x, x0):
+        return kac_velocity(_expand_time(t, x), x - x0, self.kac.a, self.kac.c)
+
+
+class MeanRevertingKacPath(KacPath):
+    """Mean-reverting Kac path ``X_t = f(t) X_0 + K(t)`` (Remark 17, [98-99]).
+
+    ``schedule`` has ``value(t)`` and ``derivative(t)`` with ``f(0) = 1``, ``f(T) = 0``
+    (default :class:`~kacnb.kac.LinearSchedule`, ``f(t) = 1 - t/T``). The latent is ``K(T)``
+    whatever the data.
+    """
+
+    def __init__(self, kac: Kac, T: float = 1.0, schedule=None):
+        super().__init__(kac, T)
+        self.schedule = schedule if schedule is not None else LinearSchedule(self.T)
+
+    def __repr__(self) -> str:
+        return f"MeanRevertingKacPath(a={self.kac.a:g}, c={self.kac.c:g}, T={self.T:g})"
+
+    def sample_at(self, t, x0, generator=None):
+        f = self.schedule.value(_expand_time(t, x0))
+        return f * x0 + self._kac_noise(t, x0, generator)
+
+    def conditional_velocity(self, t, x, x0):
+        te = _expand_time(t, x)
+        f, df = self.schedule.value(te), self.schedule.derivative(te)
+        return df * x0 + kac_velocity(te, x - f * x0, self.kac.a, self.kac.c)
+
+
+class DiffusionPath(_Path):
+    """Diffusion (heat-flow) path ``X_t = X_0 + sigma W(t)`` on ``[eps, T]`` (PAPER.md section 4).
+
+    The conditional velocity ``(x - x0)/(2t)`` explodes as ``t -> 0``, so training and
+    generation are truncated at ``t_min = eps > 0``.
+    """
+
+    def __init__(self, sigma: float = 1.0, T: float = 1.0, eps: float = 1e-3):
+        self.sigma = positive_scalar("sigma", sigma)
+        self.T = positive_scalar("T", T)
+        self.t_min = positive_scalar("eps", eps)
+        if self.t_min >= self.T:
+            raise ValueError(f"eps must be < T, got eps={eps}, T={T}")
+
+    def __repr__(self) -> str:
+        return f"DiffusionPath(sigma={self.sigma:g}, T={self.T:g}, eps={self.t_min:g})"
+
+    def sample_at(self, t, x0, generator=None):
+        z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        return x0 + self.sigma * torch.sqrt(_expand_time(t, x0)) * z
+
+    def conditional_velocity(self, t, x, x0):
+        return (x - x0) / (2.0 * _expand_time(t, x))

@@ -10,7 +10,11 @@ implements the flows of the table in PAPER.md section 1 with their velocities an
 * :func:`boltzmann_1d` (Boltzmann linear interpolation, 1D grid) [13-16];
 * :func:`poisson_field`, :func:`poisson_velocity`, :func:`poisson_velocity_norm_sq_1d`
   (Poisson flow / PFGM) [17-19];
-* :class:`KacFlow` (componentwise Kac process, Section 5): norm ``<= d c^2`` (Prop 11).
+* :class:`KacFlow` (componentwise Kac process, Section 5): norm ``<= d c^2`` (Prop 11);
+* :class:`BoltzmannFlow1D`, :class:`PoissonFlow`: the same two flows in the sampling
+  interface below, and :func:`mixture_potential_1d` for bimodal examples;
+* :func:`log_time_integral` (energy ``integral ||v_t||^2 dt`` of [3] near a singular end)
+  and :func:`growth_rate` (exponential fits).
 
 The flow classes share a small interface: ``sample(t, n, generator=None, dtype=...,
 device=...)`` returns ``n`` draws of ``mu_t`` with shape ``(n, dim)``;
@@ -26,7 +30,9 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from scipy.optimize import minimize_scalar
 
 from ._checks import positive_scalar
 from .kac import Kac
@@ -45,6 +51,11 @@ __all__ = [
     "poisson_density",
     "poisson_velocity",
     "poisson_velocity_norm_sq_1d",
+    "log_time_integral",
+    "growth_rate",
+    "mixture_potential_1d",
+    "BoltzmannFlow1D",
+    "PoissonFlow",
 ]
 
 # Poisson-field work is split so that one block holds about this many numbers.
@@ -98,21 +109,38 @@ class MCEstimate(NamedTuple):
 
 
 def mc_velocity_norm_sq(
-    flow, t: float, n: int, generator: torch.Generator | None = None
+    flow,
+    t: float,
+    n: int,
+    generator: torch.Generator | None = None,
+    radius: float | None = None,
+    device: torch.device | str | None = None,
 ) -> MCEstimate:
     """Monte-Carlo estimate of ``||v_t||^2_{L2(mu_t)} = E |v_t(X_t)|^2`` from ``n`` draws.
 
     ``flow`` is any object with ``sample(t, n, generator=...) -> (n, d)`` and
     ``velocity(t, x) -> (n, d)``. Returns the sample mean of ``|v_t(X)|^2`` (squared
     space/time) and its standard error ``std / sqrt(n)``.
+
+    With ``radius`` the estimate is of the truncated norm ``E[|v_t(X)|^2 1{|X|_inf <= R}]``
+    (the cube ``[-R, R]^d``), the quantity of :func:`poisson_velocity_norm_sq_1d` for flows
+    whose full norm is infinite. ``device`` is passed on to ``flow.sample`` when given (it
+    must match the generator's device).
     """
     n = _count("n", n)
     if n < 2:
         raise ValueError(f"n must be >= 2 to estimate a standard error, got {n}")
     if not (hasattr(flow, "sample") and hasattr(flow, "velocity")):
         raise ValueError("flow must provide sample(t, n, generator=...) and velocity(t, x)")
-    x = flow.sample(t, n, generator=generator)
+    if device is None:
+        x = flow.sample(t, n, generator=generator)
+    else:
+        x = flow.sample(t, n, generator=generator, device=device)
     sq = (flow.velocity(t, x) ** 2).reshape(n, -1).sum(dim=1)
+    if radius is not None:
+        radius = positive_scalar("radius", radius)
+        inside = x.reshape(n, -1).abs().amax(dim=1) <= radius
+        sq = torch.where(inside, sq, torch.zeros_like(sq))
     return MCEstimate(float(sq.mean()), float(sq.std() / math.sqrt(n)))
 
 
@@ -157,6 +185,18 @@ class CouplingFlow:
         _time_in(t, "t", 0.0, 1.0, False, True)
         return float(self.dim)
 
+    def lipschitz(self, t: float) -> float:
+        """``Lip(v_t) = 1 / (1 - t)`` (1/time) for ``t in [0, 1)``; not integrable at ``t = 1``,
+        so the ODE condition [4] fails although the energy [3] is finite."""
+        t = _time_in(t, "t", 0.0, 1.0, False, True)
+        return 1.0 / (1.0 - t)
+
+    def sup_velocity(self, t: float, radius: float) -> float:
+        """``sup_{|x| <= R} |v_t(x)| = R / (1 - t)`` on the ball of radius ``R`` (the sup in [4]
+        over a compact set; space/time)."""
+        t = _time_in(t, "t", 0.0, 1.0, False, True)
+        return positive_scalar("radius", radius) / (1.0 - t)
+
 
 # ---------------------------------------------------------------------------- diffusion
 class DiffusionFlow:
@@ -199,6 +239,11 @@ class DiffusionFlow:
         """``||v_t||^2_{L2(mu_t)} = d sigma^2 / (4 t)`` for ``t > 0``."""
         t = _time_in(t, "t", 0.0, math.inf, True, True)
         return self.dim * self.sigma**2 / (4.0 * t)
+
+    def lipschitz(self, t: float) -> float:
+        """``Lip(v_t) = 1 / (2 t)`` (1/time) for ``t > 0``; not integrable at ``t = 0``."""
+        t = _time_in(t, "t", 0.0, math.inf, True, True)
+        return 1.0 / (2.0 * t)
 
 
 # ---------------------------------------------------------------------------- Kac
@@ -497,3 +542,301 @@ def _positive_heights(z):
             raise ValueError("z must be finite and > 0")
         return z
     return positive_scalar("z", z)
+
+
+# ---------------------------------------------------------------------------- time integrals
+def log_time_integral(
+    fn: Callable[[float], float], t0: float, t1: float, nodes_per_decade: int = 16
+) -> float:
+    """``integral_{t0}^{t1} fn(t) dt`` by Gauss-Legendre in ``s = log t`` (one panel per decade).
+
+    In ``s`` the integrand is ``fn(e^s) e^s``, which is constant for ``fn = k / t``: the rule
+    is exact for the diffusion energy ``d sigma^2 / (4 t)`` and accurate for integrands that are
+    smooth in ``log t`` (Kac, Poisson), however small ``t0``. Used to test the energy
+    condition [3]: ``E(eps) = integral_eps^1 ||v_t||^2 dt`` stays bounded as ``eps -> 0`` iff
+    the norm is integrable at 0.
+
+    Parameters
+    ----------
+    fn : callable float -> float
+        The integrand, called once per node.
+    t0, t1 : float
+        ``0 < t0 < t1``.
+    nodes_per_decade : int
+        Gauss-Legendre nodes per panel; panels span at most one decade of ``t``.
+
+    Returns
+    -------
+    float (units of ``fn`` times time).
+    """
+    t0 = positive_scalar("t0", t0)
+    t1 = positive_scalar("t1", t1)
+    if not t1 > t0:
+        raise ValueError(f"t1 must be > t0, got t0={t0!r}, t1={t1!r}")
+    nodes_per_decade = _count("nodes_per_decade", nodes_per_decade)
+    s0, s1 = math.log(t0), math.log(t1)
+    n_panels = max(1, math.ceil((s1 - s0) / math.log(10.0) - 1e-12))
+    nodes, weights = np.polynomial.legendre.leggauss(nodes_per_decade)
+    edges = np.linspace(s0, s1, n_panels + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        half, mid = (hi - lo) / 2, (hi + lo) / 2
+        for node, weight in zip(nodes, weights, strict=True):
+            t = math.exp(mid + half * node)
+            total += half * weight * float(fn(t)) * t
+    return total
+
+
+def growth_rate(x, y) -> tuple[float, float]:
+    """Least-squares fit ``log y = rate * x + intercept``; returns ``(rate, intercept)``.
+
+    ``x``, ``y``: 1D sequences of equal length >= 2 with ``y > 0``. ``rate`` is in units of
+    ``1/x`` (e.g. the exponential growth rate of the Boltzmann peak norm per unit of mode
+    distance).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape or x.size < 2:
+        raise ValueError("x and y must be 1D of equal length >= 2")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()) or (y <= 0).any():
+        raise ValueError("x must be finite and y finite and > 0")
+    if np.ptp(x) == 0:
+        raise ValueError("x must take at least two distinct values")
+    rate, intercept = np.polyfit(x, np.log(y), 1)
+    return float(rate), float(intercept)
+
+
+# ---------------------------------------------------------------------------- Boltzmann flow
+_MIXTURE_KINDS = ("gaussian", "laplace")
+
+
+def mixture_potential_1d(
+    centres, weights=None, scale: float = 1.0, kind: str = "gaussian"
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Potential ``f = -log p`` of a 1D mixture ``p = sum_i w_i k((x - mu_i)/s) / s``.
+
+    ``kind="gaussian"``: ``k(u) = exp(-u^2/2) / sqrt(2 pi)``; ``kind="laplace"``:
+    ``k(u) = exp(-|u|) / 2``. ``exp(-f)`` is the normalised mixture density, so ``f`` can be
+    fed to :func:`boltzmann_1d` / :class:`BoltzmannFlow1D` [13-16]. The valley between two
+    modes at distance ``D`` has relative density ``~exp(-D^2/(8 s^2))`` (Gaussian) or
+    ``~exp(-D/(2 s))`` (Laplace), which sets how fast the Boltzmann velocity explodes.
+
+    Parameters
+    ----------
+    centres : sequence of floats, length m
+        Mode positions ``mu_i``.
+    weights : sequence of m nonnegative floats, optional
+        Mixture weights (normalised to sum 1); uniform by default.
+    scale : float
+        Common scale ``s > 0`` (standard deviation for Gaussian modes).
+    kind : {"gaussian", "laplace"}
+
+    Returns
+    -------
+    Callable mapping a tensor ``x`` to ``f(x)`` of the same shape, dtype and device.
+    """
+    mu = np.asarray(centres, dtype=np.float64).reshape(-1)
+    if mu.size < 1 or not np.isfinite(mu).all():
+        raise ValueError("centres must be a nonempty sequence of finite numbers")
+    if weights is None:
+        w = np.full(mu.size, 1.0 / mu.size)
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w.shape != mu.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"weights must be {mu.size} nonnegative numbers with a positive sum")
+        w = w / w.sum()
+    scale = positive_scalar("scale", scale)
+    if kind not in _MIXTURE_KINDS:
+        raise ValueError(f"kind must be one of {_MIXTURE_KINDS}, got {kind!r}")
+    log_norm = 0.5 * math.log(2 * math.pi) if kind == "gaussian" else math.log(2.0)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(w)
+
+    def potential(x: torch.Tensor) -> torch.Tensor:
+        centres_t = torch.as_tensor(mu, dtype=x.dtype, device=x.device)
+        log_w_t = torch.as_tensor(log_w, dtype=x.dtype, device=x.device)
+        u = (x[..., None] - centres_t) / scale
+        log_k = -0.5 * u**2 if kind == "gaussian" else -u.abs()
+        return -torch.logsumexp(log_w_t + log_k, dim=-1) + log_norm + math.log(scale)
+
+    return potential
+
+
+class BoltzmannFlow1D:
+    """Boltzmann linear interpolation ``p_t ∝ exp(-(1-t) f0 - t f1)`` on a 1D grid [13-16].
+
+    Wraps :func:`boltzmann_1d` in the flow interface of this module (``dim = 1``), so that its
+    grid norm can be checked by :func:`mc_velocity_norm_sq`:
+
+    * ``sample`` draws from ``p_t`` by inverting the piecewise-linear grid CDF (the density
+      is taken piecewise constant between the grid's trapezoid cells);
+    * ``velocity`` interpolates the grid velocity ``v_t = J / p_t`` linearly; outside the
+      region where ``v_t`` is formed (``p_t < rel_floor * max p_t``) it takes the nearest
+      formed value (such points carry negligible mass).
+
+    Parameters
+    ----------
+    f0, f1 : callable or tensor
+        Potentials at ``t = 0`` and ``t = 1`` (see :func:`boltzmann_1d`).
+    x_grid : tensor, shape (N,)
+        Uniform grid covering the mass of every ``p_t``; sets dtype and device of results.
+    rel_floor : float
+        As in :func:`boltzmann_1d`.
+    """
+
+    dim = 1
+
+    def __init__(self, f0: Potential, f1: Potential, x_grid: torch.Tensor, rel_floor=1e-12):
+        self.x, self.dx = _grid(x_grid, "x_grid")
+        self.f0 = _potential_values(f0, self.x, "f0")
+        self.f1 = _potential_values(f1, self.x, "f1")
+        self.rel_floor = positive_scalar("rel_floor", rel_floor)
+
+    def __repr__(self) -> str:
+        x = self.x
+        return f"BoltzmannFlow1D(grid=[{float(x[0]):g}, {float(x[-1]):g}] x {x.numel()})"
+
+    def state(self, t: float) -> BoltzmannState:
+        """:func:`boltzmann_1d` at time ``t in [0, 1]``."""
+        return boltzmann_1d(self.f0, self.f1, self.x, t, self.rel_floor)
+
+    def velocity_norm_sq(self, t: float) -> float:
+        """``||v_t||^2_{L2(p_t)} = integral J^2 / p_t dx`` on the grid (squared length/time)."""
+        return float(self.state(t).norm_sq)
+
+    def peak_norm_sq(self, n_times: int = 41) -> tuple[float, float]:
+        """``(t*, max_t ||v_t||^2)`` over ``[0, 1]``: best of ``n_times`` equispaced times,
+        refined by a bounded scalar search between its neighbours."""
+        n_times = _count("n_times", n_times)
+        if n_times < 3:
+            raise ValueError(f"n_times must be >= 3, got {n_times}")
+        times = np.linspace(0.0, 1.0, n_times)
+        values = [self.velocity_norm_sq(float(t)) for t in times]
+        k = int(np.argmax(values))
+        lo, hi = times[max(k - 1, 0)], times[min(k + 1, n_times - 1)]
+        res = minimize_scalar(
+            lambda t: -self.velocity_norm_sq(float(t)),
+            bounds=(lo, hi),
+            method="bounded",
+            options={"xatol": 1e-6},
+        )
+        if -res.fun > values[k]:
+            return float(res.x), float(-res.fun)
+        return float(times[k]), float(values[k])
+
+    def sample(
+        self,
+        t: float,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """``n`` draws of ``p_t`` (inverse grid CDF): shape ``(n, 1)``.
+
+        ``dtype``/``device`` default to the grid's; the generator must live on that device.
+        """
+        n = _count("n", n)
+        p = self.state(t).density
+        x = self.x
+        cdf = _cumulative_trapezoid(p, x)
+        cdf = cdf / cdf[-1]
+        u = torch.rand(n, generator=generator, dtype=x.dtype, device=x.device)
+        hi = torch.searchsorted(cdf, u).clamp(1, x.numel() - 1)
+        lo = hi - 1
+        gap = (cdf[hi] - cdf[lo]).clamp_min(torch.finfo(x.dtype).tiny)
+        frac = ((u - cdf[lo]) / gap).clamp(0.0, 1.0)
+        out = x[lo] + frac * (x[hi] - x[lo])
+        return out[:, None].to(dtype=dtype or x.dtype, device=device or x.device)
+
+    def velocity(self, t: float, x: torch.Tensor) -> torch.Tensor:
+        """``v_t(x)`` by linear interpolation of the grid velocity; ``x`` of shape ``(..., 1)``."""
+        x = _check_points(x, 1)
+        state = self.state(t)
+        grid_v = _fill_nearest(state.velocity, state.valid)
+        pts = x[..., 0].to(dtype=self.x.dtype, device=self.x.device)
+        pos = ((pts - self.x[0]) / self.dx).clamp(0.0, self.x.numel() - 1.0)
+        lo = pos.floor().long().clamp(max=self.x.numel() - 2)
+        frac = pos - lo
+        v = grid_v[lo] * (1 - frac) + grid_v[lo + 1] * frac
+        return v[..., None].to(dtype=x.dtype, device=x.device)
+
+
+def _fill_nearest(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``values`` with entries outside ``valid`` replaced by the nearest valid entry."""
+    idx = torch.nonzero(valid).flatten()
+    if idx.numel() == 0:
+        raise ValueError("no grid point has a formed velocity (lower rel_floor)")
+    pos = torch.arange(values.numel(), device=values.device)
+    right = torch.searchsorted(idx, pos).clamp(max=idx.numel() - 1)
+    left = (right - 1).clamp(min=0)
+    use_left = (pos - idx[left]).abs() < (idx[right] - pos).abs()
+    return values[torch.where(use_left, idx[left], idx[right])]
+
+
+# ---------------------------------------------------------------------------- Poisson flow
+class PoissonFlow:
+    """The Poisson flow of data on the plane ``z = 0`` of ``R^{d+1}`` [17-19], in the flow
+    interface of this module with the height ``z > 0`` playing the role of time.
+
+    ``mu_z`` (density ``2 E_z``, :func:`poisson_density`) is the data convolved with the
+    Poisson kernel ``Gamma((d+1)/2) pi^{-(d+1)/2} z / (|x|^2 + z^2)^{(d+1)/2}``, the
+    multivariate Cauchy law of scale ``z``: a draw is ``y_I + z G / |g|`` with ``I`` a data
+    index drawn by weight, ``G ~ N(0, I_d)``, ``g ~ N(0, 1)``. It is moved by the velocity
+    ``E_x / E_z`` (:func:`poisson_velocity`). Its full ``L2(mu_z)`` norm is infinite (heavy
+    tails); truncated to a window it grows like ``1/z`` (:func:`poisson_velocity_norm_sq_1d`,
+    :func:`mc_velocity_norm_sq` with ``radius``).
+
+    Parameters
+    ----------
+    data : tensor, shape (m, d) or (m,) for d = 1
+        Data points ``y_i``.
+    weights : tensor of shape (m,), optional
+        Nonnegative charges; uniform by default.
+    """
+
+    def __init__(self, data, weights=None):
+        data = _as_float_tensor(data, "data")
+        if data.ndim == 1:
+            data = data[:, None]
+        probe = torch.zeros(1, data.shape[-1], dtype=data.dtype, device=data.device)
+        _, _, self.data, log_w = _poisson_inputs(probe, 1.0, data, weights)
+        self.weights = torch.exp(log_w)
+        self.dim = self.data.shape[1]
+
+    def __repr__(self) -> str:
+        return f"PoissonFlow(m={self.data.shape[0]}, dim={self.dim})"
+
+    def sample(
+        self,
+        z: float,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """``n`` exact draws of ``mu_z``: shape ``(n, dim)``; ``z > 0``."""
+        z = positive_scalar("z", z)
+        n = _count("n", n)
+        w = self.weights.to(dtype=dtype, device=device)
+        index = torch.multinomial(w, n, replacement=True, generator=generator)
+        gauss = torch.randn(n, self.dim + 1, generator=generator, dtype=dtype, device=device)
+        direction = gauss[:, : self.dim] / gauss[:, self.dim :].abs()
+        return self.data.to(dtype=dtype, device=device)[index] + z * direction
+
+    def velocity(self, z: float, x: torch.Tensor) -> torch.Tensor:
+        """``E_x / E_z`` at height ``z``: :func:`poisson_velocity`, shape ``(n, dim)``."""
+        x = _check_points(x, self.dim)
+        return poisson_velocity(x, z, self.data, self.weights)
+
+    def density(self, z: float, x: torch.Tensor) -> torch.Tensor:
+        """Density ``2 E_z`` of ``mu_z`` (:func:`poisson_density`), shape ``(n,)``."""
+        x = _check_points(x, self.dim)
+        return poisson_density(x, z, self.data, self.weights)
+
+    def velocity_norm_sq(self, z: float, x_grid: torch.Tensor) -> float:
+        """Truncated norm over the window of ``x_grid`` (``d = 1`` only), see
+        :func:`poisson_velocity_norm_sq_1d`."""
+        if self.dim != 1:
+            raise ValueError("the grid norm is implemented for d = 1 only")
+        return float(poisson_velocity_norm_sq_1d(z, self.data, x_grid, self.weights))

@@ -458,13 +458,19 @@ def _execute(
         raise _failure(exc, spec, source, src_nb, src_text, param_at + 1, partial) from exc
 
 
-def _figures_since(figures_dir: Path, start: float) -> list[str]:
+def _figures_since(figures_dir: Path, start: float, spec: NotebookSpec) -> list[str]:
+    """The notebook's own figure files (registry stems or its ``nbNN_`` prefix) written
+    since ``start``; other notebooks running into the same folder are not counted."""
     if not figures_dir.is_dir():
         return []
+    own = {f.stem for f in spec.figures}
     return sorted(
         p.name
         for p in figures_dir.iterdir()
-        if p.is_file() and p.suffix in (".png", ".pdf") and p.stat().st_mtime >= start - 1.0
+        if p.is_file()
+        and p.suffix in (".png", ".pdf")
+        and (p.stem in own or p.stem.startswith(spec.file_prefix))
+        and p.stat().st_mtime >= start - 1.0
     )
 
 
@@ -537,7 +543,7 @@ def run_notebook(
             wall_time_s=wall,
             git=git,
             output=output,
-            figures=_figures_since(figures_dir, start_wall),
+            figures=_figures_since(figures_dir, start_wall, spec),
             started=started,
         )
         if extra:

@@ -13,15 +13,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from scipy.special import roots_legendre
 
 from kacnb import Kac
 from kacnb.flows import (
+    BoltzmannFlow1D,
     CouplingFlow,
     DiffusionFlow,
     KacFlow,
+    PoissonFlow,
     boltzmann_1d,
+    growth_rate,
+    log_time_integral,
     mc_velocity_norm_sq,
+    mixture_potential_1d,
     poisson_density,
     poisson_field,
     poisson_velocity,
@@ -268,3 +274,157 @@ def test_invalid_arguments_raise():
         poisson_field(torch.zeros(2, 1), 1.0, DATA, torch.tensor([1.0, -1.0, 1.0]))
     with pytest.raises(ValueError, match="z must"):
         poisson_velocity_norm_sq_1d(-1.0, DATA, x)
+
+
+# ---------------------------------------------------------------------------- notebook 01 helpers
+def test_lipschitz_constants_match_finite_differences():
+    """Coupling: v = -x/(1-t) has Lip 1/(1-t) and sup over |x| <= R equal to R/(1-t);
+    diffusion: v = x/(2t) has Lip 1/(2t). Checked on the velocity fields themselves."""
+    x = torch.linspace(-2.0, 2.0, 401, dtype=F64)[:, None]
+    for t in (0.0, 0.9, 0.999):
+        flow = CouplingFlow(1)
+        slope = torch.diff(flow.velocity(t, x)[:, 0]) / torch.diff(x[:, 0])
+        assert float(slope.abs().max()) == pytest.approx(flow.lipschitz(t), rel=1e-9)
+        assert float(flow.velocity(t, x).abs().max()) == pytest.approx(
+            flow.sup_velocity(t, 2.0), rel=1e-12
+        )
+    for t in (1e-4, 0.5):
+        flow = DiffusionFlow(1)
+        slope = torch.diff(flow.velocity(t, x)[:, 0]) / torch.diff(x[:, 0])
+        assert float(slope.abs().max()) == pytest.approx(flow.lipschitz(t), rel=1e-9)
+
+
+def test_log_time_integral():
+    """Exact for k/t (the diffusion energy, [3] fails: (d/4) log(1/eps)), spectrally accurate
+    for t^2; the Kac energy is finite and <= d c^2 (t1 - t0) (Prop 11)."""
+    flow = DiffusionFlow(3, sigma=2.0)
+    for eps in (1e-2, 1e-9):
+        exact = 3 * 4.0 / 4 * math.log(1 / eps)
+        assert log_time_integral(flow.velocity_norm_sq, eps, 1.0) == pytest.approx(exact, rel=1e-13)
+    assert log_time_integral(lambda t: t**2, 1e-3, 2.0) == pytest.approx((8 - 1e-9) / 3, rel=1e-13)
+    kac = KacFlow(Kac(4.0, 2.0), 2)
+    energies = [log_time_integral(kac.velocity_norm_sq, eps, 1.0) for eps in (1e-3, 1e-6, 1e-9)]
+    assert all(e <= 2 * 4.0 * 1.0 for e in energies)
+    # the tail integral_0^eps is at most d c^2 eps: the energy converges as eps -> 0
+    assert energies[2] - energies[1] <= 2 * 4.0 * 1e-6
+    assert energies[2] - energies[1] >= 0.0
+
+
+def test_growth_rate_recovers_exponential():
+    x = np.array([1.0, 2.0, 5.0, 7.5])
+    rate, intercept = growth_rate(x, 3.0 * np.exp(0.7 * x))
+    assert rate == pytest.approx(0.7, rel=1e-12)
+    assert intercept == pytest.approx(math.log(3.0), rel=1e-12)
+    with pytest.raises(ValueError, match="y"):
+        growth_rate([1.0, 2.0], [1.0, -1.0])
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "laplace"])
+def test_mixture_potential_is_minus_log_density(kind):
+    """exp(-f) is the normalised mixture density (scipy reference)."""
+    centres, weights, scale = [-2.0, 0.5, 3.0], [0.2, 0.5, 0.3], 0.7
+    f = mixture_potential_1d(centres, weights, scale, kind)
+    x = torch.linspace(-15.0, 15.0, 30001, dtype=F64)
+    law = stats.norm if kind == "gaussian" else stats.laplace
+    pairs = zip(centres, weights, strict=True)
+    ref = sum(w * law.pdf(x.numpy(), loc=m, scale=scale) for m, w in pairs)
+    assert np.allclose(torch.exp(-f(x)).numpy(), ref, rtol=1e-12, atol=1e-300)
+    assert float(torch.trapezoid(torch.exp(-f(x)), x)) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="kind"):
+        mixture_potential_1d(centres, weights, scale, "cauchy")
+
+
+@pytest.mark.parametrize("t", [0.0, 0.25, 0.5, 1.0])
+def test_boltzmann_flow_translation_sampling(t):
+    """Translation case p_t = N((2t-1) m, 1), v = 2m: samples have the right mean and variance
+    and the Monte-Carlo norm equals 4 m^2 (and the grid norm)."""
+    m = 1.5
+    x = torch.linspace(-12.0, 12.0, 4801, dtype=F64)
+    flow = BoltzmannFlow1D(lambda y: (y + m) ** 2 / 2, lambda y: (y - m) ** 2 / 2, x)
+    draws = flow.sample(t, 200_000, generator(10))
+    assert draws.shape == (200_000, 1)
+    n = draws.shape[0]
+    assert abs(float(draws.mean()) - (2 * t - 1) * m) < 5 / math.sqrt(n)
+    assert float(draws.var()) == pytest.approx(1.0, abs=5 * math.sqrt(2 / n) + 1e-4)
+    est = mc_velocity_norm_sq(flow, t, 20_000, generator(11))
+    assert est.mean == pytest.approx(4 * m**2, rel=1e-3)
+    assert flow.velocity_norm_sq(t) == pytest.approx(4 * m**2, rel=1e-6)
+
+
+def test_boltzmann_flow_mc_matches_grid_norm_bimodal():
+    """Re-weighting two Gaussian modes at +-2: the Monte-Carlo norm (inverse-CDF draws,
+    interpolated velocity) agrees with the grid norm integral J^2 / p."""
+    f0 = mixture_potential_1d([-2.0, 2.0], [0.9, 0.1])
+    f1 = mixture_potential_1d([-2.0, 2.0], [0.1, 0.9])
+    x = torch.linspace(-12.0, 12.0, 4801, dtype=F64)
+    flow = BoltzmannFlow1D(f0, f1, x)
+    for t in (0.2, 0.5):
+        est = mc_velocity_norm_sq(flow, t, 200_000, generator(12))
+        assert abs(est.mean - flow.velocity_norm_sq(t)) < 5 * est.stderr
+
+
+def test_boltzmann_peak_grows_exponentially_with_mode_distance():
+    """Re-weighting 0.9/0.1 -> 0.1/0.9 between modes at +-m: the mass crosses the valley,
+    where the density is ~exp(-m) (Laplace) or ~exp(-m^2/2) (Gaussian), so the peak norm
+    (at t = 1/2 by symmetry) grows like exp(m) and like exp(m^2/2)/m respectively."""
+
+    def peak(m, kind, half_width):
+        n = int(200 * (m + half_width)) + 1
+        x = torch.linspace(-m - half_width, m + half_width, n, dtype=F64)
+        flow = BoltzmannFlow1D(
+            mixture_potential_1d([-m, m], [0.9, 0.1], kind=kind),
+            mixture_potential_1d([-m, m], [0.1, 0.9], kind=kind),
+            x,
+            rel_floor=1e-30,
+        )
+        return flow.peak_norm_sq(11)
+
+    laplace = [peak(m, "laplace", 30.0) for m in (6.0, 8.0, 10.0)]
+    assert all(t == pytest.approx(0.5, abs=1e-4) for t, _ in laplace)
+    rate, _ = growth_rate([6.0, 8.0, 10.0], [p for _, p in laplace])
+    assert rate == pytest.approx(1.0, abs=0.02)
+    ms = np.array([4.0, 5.0, 6.0])
+    gauss = np.array([peak(m, "gaussian", 10.0)[1] for m in ms])
+    rate, _ = growth_rate(ms**2, gauss * ms)
+    assert rate == pytest.approx(0.5, abs=0.01)
+
+
+def test_poisson_flow_samples_follow_mu_z():
+    """mu_z is the data convolved with a Cauchy law of scale z: in d = 1 the draws pass a
+    KS test against the Cauchy mixture; in d = 2 the mass of the disc |x - y| <= z is
+    P(F(2, 1) <= 1/2) = 1 - 1/sqrt(2), and the density 2 E_z integrates to it."""
+    flow = PoissonFlow(DATA, WEIGHTS)
+    draws = flow.sample(0.3, 50_000, generator(13))[:, 0].numpy()
+
+    def cdf(v):
+        return sum(
+            float(w) * stats.cauchy.cdf(v, loc=float(y), scale=0.3)
+            for y, w in zip(DATA, WEIGHTS, strict=True)
+        )
+
+    assert stats.kstest(draws, cdf).pvalue > 1e-3
+    point = PoissonFlow(torch.zeros(1, 2, dtype=F64))
+    z, n = 0.5, 200_000
+    inside = float((point.sample(z, n, generator(14)).norm(dim=1) <= z).double().mean())
+    exact = 1 - 1 / math.sqrt(2)
+    assert stats.f.cdf(0.5, 2, 1) == pytest.approx(exact, rel=1e-12)
+    assert abs(inside - exact) < 5 * math.sqrt(exact * (1 - exact) / n)
+    r = torch.linspace(0.0, z, 2001, dtype=F64)
+    pts = torch.stack([r, torch.zeros_like(r)], dim=1)
+    disc_mass = torch.trapezoid(point.density(z, pts) * 2 * math.pi * r, r)
+    assert float(disc_mass) == pytest.approx(exact, rel=1e-6)
+
+
+def test_truncated_mc_norm_matches_closed_forms():
+    """Truncated Monte Carlo: diffusion E[X^2/(4t^2); |X| <= R] = (erf(r/sqrt2) - 2 r phi(r))/(4t)
+    with r = R/sqrt(t); Poisson flow: matches the grid norm of poisson_velocity_norm_sq_1d."""
+    t, big_r = 0.5, 0.6
+    r = big_r / math.sqrt(t)
+    exact = (math.erf(r / math.sqrt(2)) - 2 * r * stats.norm.pdf(r)) / (4 * t)
+    est = mc_velocity_norm_sq(DiffusionFlow(1), t, N_MC, generator(15), radius=big_r)
+    assert abs(est.mean - exact) < 5 * est.stderr
+    flow = PoissonFlow(DATA, WEIGHTS)
+    x = torch.linspace(-3.0, 3.0, 6001, dtype=F64)
+    for z in (1.0, 0.1):
+        est = mc_velocity_norm_sq(flow, z, N_MC, generator(16), radius=3.0)
+        assert abs(est.mean - flow.velocity_norm_sq(z, x)) < 5 * est.stderr

@@ -14,6 +14,8 @@ import torch
 
 from kacnb import Kac
 from kacnb.telegraph import (
+    GaussianMixture1D,
+    continuity_residual,
     convolved_density,
     heat_density,
     l1_distance,
@@ -133,6 +135,104 @@ def test_results_follow_input_dtype():
     assert convolved_density(F0, x, 0.5, 1.0, 1.0).dtype == torch.float32
 
 
+# ---------------------------------------------------------------------------- mixtures
+MIX = GaussianMixture1D([0.4, 0.6], [-1.0, 1.2], [0.25, 0.4])
+
+
+def test_gaussian_mixture_density_moments_and_samples():
+    """The mixture density has mass 1 and the stated mean/variance (quadrature), and its
+    draws have the same moments (Monte Carlo, 5 standard errors)."""
+    x = grid(6.0, 0.002)
+    f = MIX(x)
+    assert float(torch.trapezoid(f, x)) == pytest.approx(1.0, abs=1e-10)
+    mean = float(torch.trapezoid(x * f, x))
+    var = float(torch.trapezoid((x - mean) ** 2 * f, x))
+    assert MIX.mean == pytest.approx(mean, abs=1e-10)
+    assert MIX.variance == pytest.approx(var, abs=1e-10)
+    n = 200_000
+    draws = MIX.sample(n, generator=torch.Generator().manual_seed(0))
+    assert draws.shape == (n,) and draws.dtype == F64
+    assert float(draws.mean()) == pytest.approx(MIX.mean, abs=5 * math.sqrt(var / n))
+    assert float(draws.var()) == pytest.approx(var, rel=0.02)
+
+
+def test_mixture_solution_is_mixture_of_solutions():
+    """The telegrapher's equation is linear: u for a mixture f0 is the weighted sum of the
+    solutions for its components (convolved_density with each Gaussian)."""
+    x = grid(6.0, 0.02)
+    a, c, t = 2.0, 1.0, 1.3
+    u = convolved_density(MIX, x, t, a, c)
+    parts = sum(
+        w * convolved_density(gaussian(m, s), x, t, a, c)
+        for w, m, s in zip(MIX.weights, MIX.means, MIX.stds, strict=True)
+    )
+    assert torch.allclose(u, parts, atol=1e-12)
+
+
+def test_gaussian_mixture_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        GaussianMixture1D([1.0], [0.0, 1.0], [1.0])
+    with pytest.raises(ValueError):
+        GaussianMixture1D([1.0, -1.0], [0.0, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="std"):
+        GaussianMixture1D([1.0], [0.0], [0.0])
+
+
+# ---------------------------------------------------------------------------- continuity eq.
+def _heat_pair(s0: float, sigma: float):
+    """p_t = N(0, s0^2 + sigma^2 t) and its velocity sigma^2 x / (2 (s0^2 + sigma^2 t))."""
+
+    def p(t, x):
+        var = s0**2 + sigma**2 * t
+        return torch.exp(-0.5 * x**2 / var) / torch.sqrt(2 * math.pi * var)
+
+    def v(t, x):
+        return sigma**2 * x / (2 * (s0**2 + sigma**2 * t))
+
+    return p, v
+
+
+def test_continuity_residual_is_second_order_for_heat_flow():
+    p, v = _heat_pair(0.5, 1.3)
+    t = torch.linspace(0.2, 2.0, 7, dtype=F64)[:, None]
+    x = torch.linspace(-3.0, 3.0, 41, dtype=F64)[None, :]
+    res1, d_t, _ = continuity_residual(p, v, t, x, 1e-2, 1e-2)
+    res2, _, _ = continuity_residual(p, v, t, x, 5e-3, 5e-3)
+    assert float(res1.abs().max()) < 1e-3 * float(d_t.abs().max())
+    assert 3.8 < float(res1.abs().max() / res2.abs().max()) < 4.2
+    # A wrong velocity (the heat velocity from a Dirac, x/(2t)) leaves an O(1) residual.
+    bad, _, _ = continuity_residual(p, lambda t, x: x / (2 * t), t, x, 1e-2, 1e-2)
+    assert float(bad.abs().max()) > 0.05 * float(d_t.abs().max())
+
+
+@pytest.mark.parametrize(("a", "c"), [(1.0, 1.0), (25.0, 5.0)])
+def test_kac_density_and_velocity_solve_continuity_equation(a, c):
+    """Thm 4 [41]: inside the light cone u~ and v satisfy d/dt u~ + d/dx (u~ v) = 0; the
+    finite-difference residual is pure truncation error (falls 4x when h halves)."""
+    kac = Kac(a, c)
+    t = torch.linspace(0.3, 2.0, 12, dtype=F64)[:, None]
+    x = c * t * torch.linspace(-0.95, 0.95, 39, dtype=F64)[None, :]
+    res = []
+    for h in (2e-3, 1e-3):
+        r, d_t, _ = continuity_residual(kac.density, kac.velocity, t, x, h, h)
+        res.append(float(r.abs().max()))
+    assert res[0] < 1e-4 * float(d_t.abs().max())
+    assert 3.5 < res[0] / res[1] < 4.5
+
+
+@pytest.mark.parametrize(("a", "c", "t"), [(1.0, 1.0, 0.5), (2.0, 3.0, 1.0), (25.0, 5.0, 0.2)])
+def test_mass_flows_from_atoms_into_the_cone(a, c, t):
+    """The atoms lose mass at rate a exp(-a t) [30-31]; the continuous part gains it through
+    the cone edges, where its flux relative to the moving edge is u~ (c - v) on each side.
+    So 2 u~(t, ct-) (c - v(t, ct-)) = a exp(-a t) (with v(t, ct-) = ct / (t + 2/a))."""
+    kac = Kac(a, c)
+    edge = torch.tensor(c * t * (1 - 1e-12), dtype=F64)
+    tt = torch.tensor(t, dtype=F64)
+    u_edge, v_edge = float(kac.density(tt, edge)), float(kac.velocity(tt, edge))
+    assert v_edge == pytest.approx(c * t / (t + 2 / a), rel=1e-9)
+    assert 2 * u_edge * (c - v_edge) == pytest.approx(a * math.exp(-a * t), rel=1e-9)
+
+
 # ---------------------------------------------------------------------------- validation
 def test_invalid_arguments_raise():
     x = grid(3.0, 0.05)
@@ -165,3 +265,5 @@ def test_invalid_arguments_raise():
         heat_density(F0, x, 1.0, 0.0)
     with pytest.raises(ValueError, match="x must"):
         l2_distance(f, f, x.flip(0))
+    with pytest.raises(ValueError, match="h_t"):
+        continuity_residual(Kac(1.0, 1.0).density, Kac(1.0, 1.0).velocity, x, x, 0.0, 0.1)

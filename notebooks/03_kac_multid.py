@@ -1,0 +1,745 @@
+# %% [markdown]
+# # 03 · Componentwise Kac processes in several dimensions
+#
+# The one-dimensional Kac process $K(t)$ (notebook 02) moves with speed $c$ and reverses
+# direction at the jumps of a Poisson process of rate $a$ [25-26]. In $d$ dimensions the
+# paper does **not** use Kac's classical construction for the $d$-dimensional damped wave
+# equation (Thm 6): that solution operator does not keep densities nonnegative for $d > 1$,
+# so it cannot describe the law of a particle. Instead it takes $d$ independent copies,
+#
+# $$K(t) = (K^1(t), \dots, K^d(t)), \qquad X_t = X_0 + K(t) \qquad [66],$$
+#
+# with $X_0$ independent of $K$. This notebook checks the multi-dimensional facts of the paper
+# (PAPER.md section 3) numerically:
+#
+# 1. **Figure 1**: paths of the componentwise walk in 2D, and the process started in a point
+#    cloud (talk figure);
+# 2. **Prop 11**: $t \mapsto \mathrm{law}(X_t)$ is Lipschitz in $W_2$ with constant
+#    $\sqrt d\,c$, $\|v_t\|^2_{L^2(\mu_t)} \le d c^2$, and the support grows at most like $ct$;
+# 3. **Thm 12**: the density of $X_t$ approaches the one of $X_0 + \sigma W(t)$,
+#    $\sigma^2 = c^2/a$, in $L^2$, at a rate in $t$ that improves with $d$;
+# 4. **Lemma 13 / Thm 14 [88, 93], Cor 15 [95]**: for product densities the velocity is the
+#    vector of the 1D velocities: a finite-difference check of the 2D continuity equation [2].
+#
+# The reusable numerics (product densities, 1D fluxes, $W_2$ helpers) live in
+# `kacnb.multid` and are unit-tested in `tests/test_multid.py`. Every computation here is
+# small, so it runs on the CPU with a generator seeded from `seed`: the printed numbers do
+# not depend on the device.
+
+# %% tags=["parameters"]
+profile = "quick"
+device = "auto"
+seed = 0
+figures_dir = None
+
+# %%
+# ruff: noqa: E402 (the imports follow the parameters cell)
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.collections import LineCollection
+from matplotlib.colors import LogNorm
+
+from kacnb import Kac, runtime
+from kacnb.flows import KacFlow, mc_velocity_norm_sq
+from kacnb.multid import (
+    brownian_paths,
+    continuity_residual_2d,
+    convolved_velocity_norm_sq,
+    gaussian_telegraph_heat_l2_leading,
+    kac_increment_second_moment,
+    loglog_slope,
+    product_flow_2d,
+    rms_displacement,
+    smiley_cloud,
+    sup_excursion,
+    telegraph_heat_l2,
+    w2_assignment,
+)
+from kacnb.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
+
+rt = runtime.setup(profile, device, seed)
+
+SETTINGS = {
+    # path_steps: time steps of the Figure 1 paths on [0, 10]; n_cloud: points of the smiley;
+    # n_w2: particles for the exact (assignment) W2; n_rms: particles for the coupled RMS and
+    # the support check; n_taus: time lags; n_mc / n_mc_times: Monte-Carlo velocity norm;
+    # n_thm12: times in [0.1, 100] for Thm 12; grids: the two 2D grid sizes for Lemma 13.
+    "smoke": {
+        "path_steps": 2000,
+        "n_cloud": 400,
+        "n_w2": 150,
+        "n_rms": 4000,
+        "n_taus": 6,
+        "n_mc": 20_000,
+        "n_mc_times": 5,
+        "n_thm12": 7,
+        "grids": (61, 121),
+    },
+    "quick": {
+        "path_steps": 5000,
+        "n_cloud": 1500,
+        "n_w2": 500,
+        "n_rms": 50_000,
+        "n_taus": 10,
+        "n_mc": 200_000,
+        "n_mc_times": 8,
+        "n_thm12": 13,
+        "grids": (121, 241),
+    },
+    "paper": {
+        "path_steps": 20_000,
+        "n_cloud": 4000,
+        "n_w2": 1500,
+        "n_rms": 500_000,
+        "n_taus": 16,
+        "n_mc": 2_000_000,
+        "n_mc_times": 12,
+        "n_thm12": 25,
+        "grids": (241, 481),
+    },
+}
+cfg = runtime.pick(profile, SETTINGS)
+F64 = torch.float64
+gen = torch.Generator().manual_seed(seed)  # CPU generator: device-independent numbers
+PAIRS = [(1.0, 1.0), (25.0, 5.0)]  # the two (a, c) of the talk figure and of Figure 6
+D = 2  # dimension of the Prop 11 and Lemma 13 checks
+
+
+def gauss(mean, std):
+    """Density of N(mean, std^2) as a callable on tensors (the initial laws f_0 below)."""
+
+    def f(y):
+        return torch.exp(-0.5 * ((y - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+
+    return f
+
+
+# %% [markdown]
+# ## 1. Paths of the componentwise walk (paper Figure 1)
+#
+# Each component is the random walk of App. A.1: a run of constant velocity $\pm c$, whose
+# direction flips after independent $\mathrm{Exp}(a)$ waiting times. In 2D the particle
+# therefore moves along the four diagonals $(\pm c, \pm c)$, and the two components switch
+# independently. Below: one path on $[0, 10]$ for $(a, c) = (1, 1), (2, 1), (4, 2), (25, 5)$
+# and a standard Brownian motion, coloured by time. What to look for: long straight diagonal
+# runs for small $a$; as $a$ and $c$ grow with $c^2/a$ fixed (here $c^2/a = 1$ for $(1,1)$,
+# $(4,2)$ and $(25,5)$), the runs get shorter and the path looks more and more like the
+# Brownian one (Thm 9, Remark 10), yet its speed stays exactly $c$ per component.
+
+# %%
+FIG1_PAIRS = [(1.0, 1.0), (2.0, 1.0), (4.0, 2.0), (25.0, 5.0)]
+path_times = torch.linspace(0.0, 10.0, cfg["path_steps"] + 1, dtype=F64)
+fig1_paths = {ac: Kac(*ac).paths(path_times, 1, dim=2, generator=gen)[:, 0] for ac in FIG1_PAIRS}
+fig1_paths["bm"] = brownian_paths(path_times, 1, dim=2, generator=gen)[:, 0]
+
+# %%
+fig, axes = plt.subplots(1, 5, figsize=(17, 3.9), constrained_layout=True)
+for ax, (key, path) in zip(axes, fig1_paths.items(), strict=True):
+    xy = path.numpy()
+    segments = np.stack([xy[:-1], xy[1:]], axis=1)
+    lc = LineCollection(segments, cmap="viridis", linewidth=0.9)
+    lc.set_array(path_times.numpy()[:-1])
+    ax.add_collection(lc)
+    ax.plot(*xy[0], "o", color="black", ms=4, label="start")
+    ax.plot(*xy[-1], "s", color=GROUND_TRUTH, ms=4, label="end, t = 10")
+    ax.autoscale()
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("$x^1$")
+    title = "Brownian motion" if key == "bm" else f"Kac, $(a, c) = ({key[0]:g}, {key[1]:g})$"
+    ax.set_title(title)
+axes[0].set_ylabel("$x^2$")
+axes[0].legend(loc="best", fontsize=8)
+fig.colorbar(lc, ax=axes, label="time $t$", shrink=0.8)
+fig.suptitle("Figure 1: paths of the componentwise 2D Kac walk until T = 10")
+save_figure(fig, "fig01_kac_paths_2d", figures_dir)
+plt.show()
+
+# %% [markdown]
+# ## 2. A point cloud under the Kac process (talk figure)
+#
+# The process $X_t = X_0 + K(t)$ started in a recognisable point cloud: a **smiley**
+# (`smiley_cloud`: a unit circle for the face, two small circles for the eyes, an arc for
+# the mouth; all points deterministic). The same particles (coupled random-walk paths) are
+# shown at $t = 0, 0.1, 0.3, 1, 2$ for $(a, c) = (1, 1)$ (upper row) and $(25, 5)$ (lower row).
+#
+# What to look for: for $(1, 1)$ at small $t$ most particles have not switched yet, so the
+# cloud splits into four translated copies of the smiley (the four diagonal directions, each
+# with probability $e^{-2at}/4$ that neither component switched), plus a smeared part. For
+# $(25, 5)$ the switching is fast and the cloud blurs like under a heat flow. The dashed
+# line bounds $\mathrm{supp}\,\mu_0 + [-ct, ct]^2$ (Prop 11): no particle leaves it. For
+# $(25,5)$ at $t \ge 0.3$ that bound lies (partly) outside the frame: it is far from sharp when
+# $a t \gg 1$.
+
+# %%
+CLOUD_TIMES = [0.0, 0.1, 0.3, 1.0, 2.0]
+x0_cloud = smiley_cloud(cfg["n_cloud"])
+cloud_times = torch.tensor(CLOUD_TIMES, dtype=F64)
+clouds = {
+    ac: x0_cloud + Kac(*ac).paths(cloud_times, cfg["n_cloud"], dim=2, generator=gen) for ac in PAIRS
+}
+n_face = cfg["n_cloud"] // 2
+part_colour = np.where(np.arange(cfg["n_cloud"]) < n_face, GENERATED, COLORS[3])
+
+
+def support_outline(ct):
+    """Boundary of (unit disk) + [-ct, ct]^2: four quarter circles joined by straight edges."""
+    pts = []
+    for q in range(4):
+        th = np.linspace(q * np.pi / 2, (q + 1) * np.pi / 2, 30)
+        sx, sy = np.sign(np.cos(th.mean())), np.sign(np.sin(th.mean()))
+        pts.append(np.stack([sx * ct + np.cos(th), sy * ct + np.sin(th)], axis=1))
+    pts = np.concatenate(pts)
+    return np.concatenate([pts, pts[:1]])
+
+
+# %%
+LIM = 3.6
+fig, axes = plt.subplots(2, 5, figsize=(15, 6.4), constrained_layout=True)
+for row, ac in enumerate(PAIRS):
+    for col, t in enumerate(CLOUD_TIMES):
+        ax = axes[row, col]
+        pts = clouds[ac][col].numpy()
+        ax.scatter(pts[:, 0], pts[:, 1], s=1.5, c=part_colour, linewidths=0)
+        ax.plot(*support_outline(ac[1] * t).T, "--", color="grey", lw=0.8)
+        ax.set_xlim(-LIM, LIM)
+        ax.set_ylim(-LIM, LIM)
+        ax.set_aspect("equal")
+        ax.set_xticks([-3, 0, 3])
+        ax.set_yticks([-3, 0, 3])
+        if row == 0:
+            ax.set_title(f"$t = {t:g}$")
+        if col == 0:
+            ax.set_ylabel(f"$(a, c) = ({ac[0]:g}, {ac[1]:g})$\n$x^2$")
+        if row == 1:
+            ax.set_xlabel("$x^1$")
+fig.suptitle(
+    "Kac process $X_t = X_0 + K(t)$ started in a smiley (dashed: supp $\\mu_0 + [-ct, ct]^2$)"
+)
+save_figure(fig, "nb03_point_cloud", figures_dir)
+plt.show()
+
+# %% [markdown]
+# ## 3. Prop 11: Lipschitz in $W_2$, bounded velocity, linear support growth
+#
+# **$W_2$-Lipschitz.** Observing the same particle at two times is a coupling of $\mu_s$ and
+# $\mu_t$, so $W_2(\mu_s, \mu_t)^2 \le \mathbb E|X_t - X_s|^2 = \mathbb E|K(t) - K(s)|^2$, and
+# since every component moves with speed $c$, $|K^i(t) - K^i(s)| \le c|t - s|$ pathwise:
+# $W_2(\mu_s, \mu_t) \le \sqrt d\, c\, |t - s|$. We can say more: the direction
+# $B(-1)^{N}$ is a stationary telegraph signal with correlation $e^{-2a|r - r'|}$, so (our
+# computation, `kac_increment_second_moment`)
+#
+# $$\mathbb E|X_{s+\tau} - X_s|^2 = d\,c^2\Big(\frac{\tau}{a} - \frac{1 - e^{-2a\tau}}{2a^2}\Big)
+#   = d c^2 \tau^2 \big(1 - \tfrac{2}{3} a\tau + \dots\big),$$
+#
+# which is ballistic ($\propto \tau^2$, constant $\sqrt d\,c$ sharp) for $a\tau \ll 1$ and
+# diffusive ($\approx d\sigma^2\tau$) for $a\tau \gg 1$. Below, with $X_0$ the smiley and
+# $s = 0.5$: the Monte-Carlo RMS displacement of coupled paths, the exact $W_2$ between the
+# two empirical clouds of the same particles (optimal assignment, `w2_assignment`; it can
+# only be smaller than the coupled RMS), the closed form and the bound.
+#
+# **Velocity.** The conditional velocity is $v(t, K^i(t))$ componentwise with $|v| \le c$
+# [41], so $\|v_t\|^2_{L^2(\mu_t)} \le d c^2$ for all $t$, in contrast to the $d/(4t)$ of the
+# heat flow (notebook 01). We estimate $\mathbb E|v_t(K(t))|^2$ by Monte Carlo
+# (`mc_velocity_norm_sq` with exact samples) and by quadrature (`KacFlow.velocity_norm_sq`),
+# and also compute the norm of the **marginal** velocity of $X_0 + K(t)$ for
+# $X_0 \sim N(0, 0.5^2 I_2)$ (Cor 15, `convolved_velocity_norm_sq`), which Jensen's inequality
+# puts below the conditional one.
+#
+# **Support.** $\max_j |X_t^j - X_0^j|_\infty \le c t$; the bound is attained as long as some
+# component has not switched yet (probability $e^{-at}$ each).
+
+# %%
+S0_PROP11 = 0.5
+taus = torch.logspace(-2, math.log10(2.0), cfg["n_taus"], dtype=F64)
+s_ref = 0.5
+lag_times = torch.cat([torch.tensor([s_ref], dtype=F64), s_ref + taus])
+exc_times = torch.logspace(-2, 1, 7, dtype=F64)
+mc_times = torch.logspace(-2, 1, cfg["n_mc_times"], dtype=F64)
+quad_times = torch.logspace(-2.5, 1, 60, dtype=F64)
+f0_gauss = gauss(0.0, S0_PROP11)
+
+prop11 = {}
+for ac in PAIRS:
+    a, c = ac
+    kac = Kac(a, c)
+    # coupled displacements: many particles for the RMS, a subset for the exact W2
+    x0 = smiley_cloud(cfg["n_rms"])
+    xs = x0 + kac.paths(lag_times, cfg["n_rms"], dim=D, generator=gen)
+    rms = np.array([rms_displacement(xs[0], xs[i + 1]) for i in range(len(taus))])
+    sub = torch.randperm(cfg["n_rms"], generator=gen)[: cfg["n_w2"]]
+    w2 = np.array([w2_assignment(xs[0][sub], xs[i + 1][sub]) for i in range(len(taus))])
+    rms_exact = torch.sqrt(D * kac_increment_second_moment(taus, a, c)).numpy()
+    # support growth
+    xe = x0 + kac.paths(exc_times, cfg["n_rms"], dim=D, generator=gen)
+    exc = np.array([sup_excursion(x0, xe[i]) for i in range(len(exc_times))])
+    # velocity norms
+    flow = KacFlow(kac, D)
+    mc = [mc_velocity_norm_sq(flow, float(t), cfg["n_mc"], generator=gen) for t in mc_times]
+    quad = np.array([flow.velocity_norm_sq(float(t)) for t in quad_times])
+    marg = np.array(
+        [convolved_velocity_norm_sq(f0_gauss, float(t), a, c, S0_PROP11, dim=D) for t in mc_times]
+    )
+    prop11[ac] = {
+        "rms": rms,
+        "w2": w2,
+        "rms_exact": rms_exact,
+        "bound": math.sqrt(D) * c * taus.numpy(),
+        "exc_ratio": exc / (c * exc_times.numpy()),
+        "mc": np.array([m.mean for m in mc]),
+        "mc_se": np.array([m.stderr for m in mc]),
+        "quad": quad,
+        "marg": marg,
+    }
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"d = {D}, s = {s_ref}, tau in [{float(taus[0]):.3g}, {float(taus[-1]):.3g}]")
+for (a, c), r in prop11.items():
+    quad_at_mc = np.array([KacFlow(Kac(a, c), D).velocity_norm_sq(float(t)) for t in mc_times])
+    print(f"(a, c) = ({a:g}, {c:g})")
+    print(f"  max_tau RMS_MC / (sqrt(d) c tau)     = {(r['rms'] / r['bound']).max():.4f}")
+    print(f"  max_tau W2_assign / (sqrt(d) c tau)  = {(r['w2'] / r['bound']).max():.4f}")
+    dev_rms = np.abs(r["rms"] / r["rms_exact"] - 1).max()
+    print(f"  max_tau |RMS_MC / RMS_exact - 1|     = {dev_rms:.3f}")
+    print(f"  max_t MC ||v_t||^2 / (d c^2)         = {(r['mc'] / (D * c**2)).max():.4f}")
+    z_mc = (np.abs(r["mc"] - quad_at_mc) / r["mc_se"]).max()
+    print(f"  max_t |MC - quadrature| / std.err.   = {z_mc:.1f}")
+    print(f"  max_t marginal ||v_t||^2 / (d c^2)   = {(r['marg'] / (D * c**2)).max():.4f}")
+    print(f"  max_t max|X_t - X_0|_inf / (c t)     = {r['exc_ratio'].max():.4f}")
+
+# %% [markdown]
+# The ratios to the bounds stay at or below 1, as Prop 11 says they must (they are pathwise
+# statements, so Monte-Carlo noise cannot push them above 1). The coupled RMS agrees with the
+# closed form within sampling error. The figure shows the two regimes: for $\tau \ll 1/a$
+# the displacement follows the ballistic bound $\sqrt d\, c\,\tau$ (the constant of Prop 11 is
+# sharp), for $\tau \gg 1/a$ it is diffusive, $\approx \sqrt{d\sigma^2\tau}$. The velocity norm
+# starts at $d c^2$ (all mass still on the atoms, moving with $\pm c$) and decays; the
+# marginal norm for a spread-out $X_0$ is smaller still. The support bound is attained at
+# small $t$ and becomes loose once every component has switched.
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), constrained_layout=True)
+for k, ((a, c), r) in enumerate(prop11.items()):
+    col = COLORS[2 * k]
+    lab = f"$({a:g}, {c:g})$"
+    ax = axes[0]
+    ax.loglog(taus, r["bound"], ":", color=col, lw=1.2)
+    ax.loglog(
+        taus, r["rms_exact"], "-", color=col, label=f"{lab}: exact $\\sqrt{{E|X_t - X_s|^2}}$"
+    )
+    ax.loglog(taus, r["rms"], "o", color=col, ms=4, mfc="none", label=f"{lab}: coupled RMS (MC)")
+    ax.loglog(taus, r["w2"], "^", color=col, ms=4, label=f"{lab}: $W_2$ of the clouds")
+    ax = axes[1]
+    ax.loglog(
+        quad_times,
+        r["quad"] / (D * c**2),
+        "-",
+        color=col,
+        label=f"{lab}: $E|v(t, K)|^2$ (quadrature)",
+    )
+    ax.errorbar(
+        mc_times,
+        r["mc"] / (D * c**2),
+        yerr=2 * r["mc_se"] / (D * c**2),
+        fmt="o",
+        color=col,
+        ms=4,
+        mfc="none",
+        label=f"{lab}: Monte Carlo",
+    )
+    ax.loglog(
+        mc_times,
+        r["marg"] / (D * c**2),
+        "s--",
+        color=col,
+        ms=3,
+        lw=0.8,
+        label=f"{lab}: marginal, $X_0 \\sim N(0, 0.25 I)$",
+    )
+    ax = axes[2]
+    ax.semilogx(exc_times, r["exc_ratio"], "o-", color=col, ms=4, label=lab)
+axes[0].plot([], [], ":", color="grey", label="bound $\\sqrt{d}\\, c\\, |t - s|$")
+axes[0].set_xlabel("lag $\\tau = t - s$ ($s = 0.5$)")
+axes[0].set_ylabel("distance")
+axes[0].set_title("$W_2(\\mu_s, \\mu_t)$, $X_0$ = smiley")
+axes[0].legend(fontsize=7)
+axes[1].axhline(1.0, color="grey", ls=":", label="bound $d c^2$")
+axes[1].set_xlabel("time $t$")
+axes[1].set_ylabel("$\\|v_t\\|^2_{L^2(\\mu_t)} / (d c^2)$")
+axes[1].set_title("velocity norm: conditional ($X_0 = 0$) and marginal")
+axes[1].legend(fontsize=7)
+axes[2].axhline(1.0, color="grey", ls=":", label="bound $c t$")
+axes[2].set_ylim(0, 1.1)
+axes[2].set_xlabel("time $t$")
+axes[2].set_ylabel("$\\max_j |X^j_t - X^j_0|_\\infty / (c t)$")
+axes[2].set_title("support growth, $X_0$ = smiley")
+axes[2].legend(fontsize=8)
+fig.suptitle("Prop 11 in d = 2: Lipschitz curve in $W_2$, bounded velocity, linear support growth")
+save_figure(fig, "nb03_prop11", figures_dir)
+plt.show()
+
+# %% [markdown]
+# ## 4. Thm 12: the diffusion limit in $d$ dimensions, and its rate
+#
+# Take $X_0 \sim N(0, 0.5^2 I_d)$ (independent components) and compare the density $p_t$ of
+# $X_0 + K(t)$ with the density $q_t$ of $X_0 + \sigma W(t)$, $\sigma^2 = c^2/a$. Both are
+# products of 1D factors: the telegraph density $u = f_0 * \mathrm{law}(K(t))$ [27]
+# (`telegraph.convolved_density`) and the heat density $h$ (`telegraph.heat_density`). For
+# products,
+#
+# $$\|p_t - q_t\|_{L^2(\mathbb R^d)}^2
+#   = \Big(\int u^2\Big)^d - 2\Big(\int u h\Big)^d + \Big(\int h^2\Big)^d,$$
+#
+# so the $d$-dimensional distance is exact up to 1D quadrature (`telegraph_heat_l2`, which
+# evaluates this without cancellation).
+#
+# **The rate.** PAPER.md does not restate the rate of Thm 12, so the form we compare with is
+# **our own derivation** (a heuristic made exact at leading order for Gaussian $X_0$,
+# `gaussian_telegraph_heat_l2_leading`). The characteristic function of $K(t)$ is
+# $e^{-at}(\cosh \omega t + \tfrac{a}{\omega}\sinh\omega t)$, $\omega = \sqrt{a^2 - c^2k^2}$;
+# expanding for $ck \ll a$ gives
+# $\hat u = \hat h\,\big(1 + \tfrac{\sigma^2k^2}{4a} - \tfrac{\sigma^4 k^4 t}{8a} + \dots\big)$.
+# At the relevant frequencies $k \sim 1/(\sigma\sqrt t)$ the correction is a relative
+# $O(1/(at))$, while the $L^2$ norm of a $d$-dimensional density of spread $\sqrt t$ is
+# $O(t^{-d/4})$. Hence
+#
+# $$\|p_t - q_t\|_{L^2(\mathbb R^d)} \approx C_d\, a^{-1}\, t^{-(1 + d/4)} \qquad (t \to \infty),$$
+#
+# a rate that improves with $d$: slopes $-1.25, -1.5, -1.75$ for $d = 1, 2, 3$ on a log-log
+# plot, while the *relative* distance $\|p_t - q_t\|/\|q_t\|$ decays like $t^{-1}$ in every
+# dimension. We fit the slope on $t \in [10, 100]$ and also compare with the closed-form
+# leading term (including the initial spread $0.5$).
+
+# %%
+S0 = 0.5
+THM12_DIMS = (1, 2, 3)
+thm12_times = torch.logspace(-1, 2, cfg["n_thm12"], dtype=F64)
+FIT_FROM = 10.0
+fit_mask = (thm12_times >= FIT_FROM - 1e-9).numpy()
+f0_thm12 = gauss(0.0, S0)
+thm12 = {}
+for a, c in PAIRS:
+    res = telegraph_heat_l2(f0_thm12, thm12_times.tolist(), a, c, S0, dims=THM12_DIMS)
+    dist = res.distance.numpy()
+    lead = np.stack(
+        [gaussian_telegraph_heat_l2_leading(thm12_times, a, c, S0, d).numpy() for d in THM12_DIMS],
+        axis=1,
+    )
+    tf = thm12_times.numpy()[fit_mask]
+    thm12[(a, c)] = {
+        "dist": dist,
+        "rel": dist / res.heat_norm.numpy(),
+        "lead": lead,
+        "slope": [loglog_slope(tf, dist[fit_mask, j]) for j in range(len(THM12_DIMS))],
+        "slope_lead": [loglog_slope(tf, lead[fit_mask, j]) for j in range(len(THM12_DIMS))],
+        "slope_rel": [
+            loglog_slope(tf, (dist / res.heat_norm.numpy())[fit_mask, j])
+            for j in range(len(THM12_DIMS))
+        ],
+    }
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"X_0 ~ N(0, {S0}^2 I_d); slopes fitted on t in [{FIT_FROM:g}, 100]")
+print("columns: ||p_t - q_t|| at t = 1 and t = 100; fitted slope; derived slope -(1 + d/4);")
+print(
+    "slope of the leading term on the fit window; exact/leading at t = 100; slope of ||p-q||/||q||"
+)
+print(" (a, c)   d     t = 1    t = 100   slope  derived  leading  exact/lead  rel. slope")
+for (a, c), r in thm12.items():
+    i1 = int(np.argmin(np.abs(thm12_times.numpy() - 1.0)))
+    for j, d in enumerate(THM12_DIMS):
+        print(
+            f"({a:g}, {c:g}) {d:3d}  {r['dist'][i1, j]:9.3e}  {r['dist'][-1, j]:9.3e}  "
+            f"{r['slope'][j]:6.3f}  {-(1 + d / 4):7.3f}  {r['slope_lead'][j]:7.3f}  "
+            f"{r['dist'][-1, j] / r['lead'][-1, j]:10.4f}  {r['slope_rel'][j]:10.3f}"
+        )
+
+# %% [markdown]
+# What to read in the table: the fitted slopes lie within a few hundredths of $-(1 + d/4)$,
+# one step of $-1/4$ apart from one dimension to the next, and the relative distance
+# $\|p_t - q_t\|/\|q_t\|$ decays like $t^{-1}$ in every dimension, as the derivation says.
+# The small remaining gap to the asymptotic exponent is pre-asymptotic: for $(25, 5)$ the slope
+# of our closed-form leading term on the same window reproduces the measured one (the initial
+# spread still matters, $s_0^2/(\sigma^2 t) = 0.025$ at $t = 10$), and for $(1, 1)$ the
+# $O(1/(at))$ corrections to the leading term ($at = 10 \dots 100$) add a few hundredths. The
+# ratio exact/leading tends to 1 like $1 + O(1/(at))$: closer for $(25, 5)$ than for $(1, 1)$ at
+# the same $t$, and larger $a$ at fixed $\sigma^2$ gives a distance smaller by about $1/a$
+# (Thm 9). At small $t$ the distance first grows, since both densities start equal at $t = 0$.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), constrained_layout=True, sharey=True)
+t_np = thm12_times.numpy()
+for ax, ((a, c), r) in zip(axes, thm12.items(), strict=True):
+    for j, d in enumerate(THM12_DIMS):
+        col = COLORS[j]
+        ax.loglog(
+            t_np,
+            r["dist"][:, j],
+            "o-",
+            color=col,
+            ms=4,
+            label=f"d = {d}: exact (1D factors), slope {r['slope'][j]:.3f}",
+        )
+        ax.loglog(
+            t_np,
+            r["lead"][:, j],
+            "--",
+            color=col,
+            lw=1.0,
+            label=f"d = {d}: leading term, $\\propto t^{{-{1 + d / 4:g}}}$ for large t",
+        )
+    ax.axvspan(FIT_FROM, t_np[-1], color="grey", alpha=0.1, lw=0)
+    ax.set_xlabel("time $t$")
+    ax.set_title(f"$(a, c) = ({a:g}, {c:g})$, $\\sigma^2 = c^2/a = {c * c / a:g}$")
+    ax.legend(fontsize=7, loc="lower left")
+axes[0].set_ylabel("$\\|p_t - q_t\\|_{L^2(\\mathbb{R}^d)}$")
+fig.suptitle("Thm 12: telegraph vs heat density in d dimensions (shaded: fit window)")
+save_figure(fig, "nb03_thm12_rate", figures_dir)
+plt.show()
+
+# %% [markdown]
+# ## 5. Lemma 13 / Thm 14 and Cor 15: product densities move with componentwise velocities
+#
+# In 1D the law of $X_0 + K(t)$ has density $u$ and flux
+# $J(t, x) = \mathbb E[v(t, K(t))\, f_0(x - K(t))]$ (Cor 15 [95]: the marginal velocity is the
+# conditional one, $v_t(x \mid x_0) = v(t, x - x_0)$ [41], averaged over $X_0$ given $X_t = x$),
+# so $w = J/u$ is the 1D marginal velocity (`convolved_flux`, `convolved_velocity`). Lemma 13 /
+# Thm 14 [88, 93]: if $p_t(x) = u_1(t, x^1)\, u_2(t, x^2)$, then $v_t = (w_1(t, x^1), w_2(t, x^2))$
+# solves $\partial_t p + \nabla\cdot(p\, v) = 0$ [2].
+#
+# The check: $X_0$ with a Gaussian first component, $N(0, 0.5^2)$, and a bimodal second one,
+# $\tfrac12 N(-1, 0.3^2) + \tfrac12 N(1, 0.3^2)$. On the box $[-3.5, 3.5]^2$ we evaluate
+# $\partial_t p + \nabla\cdot(p v)$ by centred differences (time step $h = \Delta x / c$) and
+# report $\max|\text{residual}| / \max|\partial_t p|$ on two grids. For an exact solution
+# this is pure discretisation error, $O(\Delta x^2)$: it must fall by about 4 when the grid
+# is refined by 2 (observed order $\approx 2$). As a **control**, the same density with the
+# velocity of the heat flow with the same $\sigma$, $-\tfrac{\sigma^2}{2}\nabla\log p$ (the
+# probability-flow velocity of the diffusion limit), must leave a residual far above the
+# discretisation error at moderate $a t$: the Kac flow is not a diffusion (the control
+# residual shrinks as $a t$ grows, Thm 9).
+
+# %%
+LEMMA13_CASES = [(1.0, 1.0, 0.5), (25.0, 5.0, 0.2)]
+BOX = 3.5
+f0_first = gauss(0.0, 0.5)
+
+
+def f0_second(y):
+    return 0.5 * gauss(-1.0, 0.3)(y) + 0.5 * gauss(1.0, 0.3)(y)
+
+
+lemma13 = {}
+for a, c, t in LEMMA13_CASES:
+    out = {"rel": [], "heat_rel": []}
+    for n in cfg["grids"]:
+        grid = torch.linspace(-BOX, BOX, n, dtype=F64)
+        dx = float(grid[1] - grid[0])
+        h = dx / c
+        now = product_flow_2d(f0_first, f0_second, grid, grid, t, a, c)
+        before = product_flow_2d(f0_first, f0_second, grid, grid, t - h, a, c).density
+        after = product_flow_2d(f0_first, f0_second, grid, grid, t + h, a, c).density
+        res = continuity_residual_2d(
+            before, after, h, now.density, now.velocity_x, now.velocity_y, dx, dx
+        )
+        # control: heat-flow velocity -sigma^2/2 grad log p on the same density
+        gx, gy = torch.gradient(torch.log(now.density), spacing=(dx, dx))
+        sig2 = c * c / a
+        ctrl = continuity_residual_2d(
+            before, after, h, now.density, -0.5 * sig2 * gx, -0.5 * sig2 * gy, dx, dx
+        )
+        out["rel"].append(res.relative)
+        out["heat_rel"].append(ctrl.relative)
+    out.update(grid=grid, now=now, res=res, ctrl=ctrl)
+    out["vmax"] = max(float(now.velocity_x.abs().max()), float(now.velocity_y.abs().max())) / c
+    lemma13[(a, c, t)] = out
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n1, n2 = cfg["grids"]
+print(f"box [-{BOX}, {BOX}]^2, grids {n1}^2 and {n2}^2; relative residual = max|res| / max|dp/dt|")
+for (a, c, t), r in lemma13.items():
+    order = math.log2(r["rel"][0] / r["rel"][1])
+    print(f"(a, c) = ({a:g}, {c:g}), t = {t:g}:")
+    print(
+        f"  Kac velocity:       {r['rel'][0]:.3e} -> {r['rel'][1]:.3e} (observed order {order:.2f})"
+    )
+    print(f"  heat-flow control:  {r['heat_rel'][0]:.3f} -> {r['heat_rel'][1]:.3f}")
+    print(f"  max |v^i| / c on the grid = {r['vmax']:.4f}")
+
+# %%
+a, c, t = LEMMA13_CASES[0]
+r = lemma13[(a, c, t)]
+g = r["grid"].numpy()
+extent = [g[0], g[-1], g[0], g[-1]]
+scale = float(r["res"].time_derivative.abs().max())
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
+ax = axes[0]
+im = ax.imshow(r["now"].density.numpy().T, origin="lower", extent=extent, cmap="Blues")
+step = max(1, len(g) // 16)
+sl = slice(step // 2, None, step)
+p_sub = r["now"].density.numpy()[sl, sl].T
+show = p_sub > 1e-3 * p_sub.max()  # arrows only where there is mass
+gx_sub, gy_sub = np.meshgrid(g[sl], g[sl])
+ax.quiver(
+    gx_sub[show],
+    gy_sub[show],
+    r["now"].velocity_x.numpy()[sl, sl].T[show],
+    r["now"].velocity_y.numpy()[sl, sl].T[show],
+    color=GROUND_TRUTH,
+    scale=12,
+    width=0.004,
+)
+fig.colorbar(im, ax=ax, label="density $p_t$")
+ax.set_title(f"$p_t$ and $v_t = (w_1(x^1), w_2(x^2))$, $t = {t:g}$")
+gi = g[1:-1]
+norm = LogNorm(vmin=1e-6, vmax=3.0)
+for ax, field, title in [
+    (axes[1], r["res"].residual, "residual with the Kac velocity"),
+    (
+        axes[2],
+        r["ctrl"].residual,
+        "control: heat-flow velocity $-\\frac{\\sigma^2}{2}\\nabla \\log p$",
+    ),
+]:
+    im = ax.imshow(
+        (field.abs() / scale).numpy().T.clip(1e-6),
+        origin="lower",
+        extent=[gi[0], gi[-1], gi[0], gi[-1]],
+        norm=norm,
+        cmap="magma",
+    )
+    ax.set_title(title)
+fig.colorbar(
+    im, ax=axes[1:], label="$|\\partial_t p + \\nabla\\cdot(p v)| \\,/\\, \\max|\\partial_t p|$"
+)
+for ax in axes:
+    ax.set_xlabel("$x^1$  ($X_0^1 \\sim N(0, 0.25)$)")
+    ax.set_aspect("equal")
+axes[0].set_ylabel("$x^2$  ($X_0^2$ bimodal)")
+fig.suptitle(
+    f"Lemma 13 / Thm 14: 2D continuity equation, $(a, c) = ({a:g}, {c:g})$, grid {len(g)}$^2$"
+)
+save_figure(fig, "nb03_lemma13_continuity", figures_dir)
+plt.show()
+
+# %% [markdown]
+# ## 6. Reproduced / differs
+#
+# The table is computed from the numbers above; each verdict is a comparison with the
+# paper's statement (or, for the rate of Thm 12, with our derived form, since PAPER.md does not
+# restate the paper's rate).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+rows = []
+ratio_w2 = max(
+    max((r["rms"] / r["bound"]).max(), (r["w2"] / r["bound"]).max()) for r in prop11.values()
+)
+rows.append(
+    (
+        "Prop 11: W2(mu_s, mu_t) <= sqrt(d) c |t - s|",
+        f"max ratio {ratio_w2:.4f}",
+        "<= 1",
+        ratio_w2 <= 1 + 1e-9,
+    )
+)
+ratio_v = max((r["mc"] / (D * ac[1] ** 2)).max() for ac, r in prop11.items())
+rows.append(
+    ("Prop 11: ||v_t||^2 <= d c^2", f"max ratio {ratio_v:.4f}", "<= 1", ratio_v <= 1 + 1e-9)
+)
+ratio_s = max(r["exc_ratio"].max() for r in prop11.values())
+rows.append(
+    (
+        "Prop 11: supp mu_t in supp mu_0 + [-ct, ct]^d",
+        f"max ratio {ratio_s:.4f}",
+        "<= 1",
+        ratio_s <= 1 + 1e-9,
+    )
+)
+dec = all(r["dist"][-1, j] < 0.01 * r["dist"][:, j].max() for r in thm12.values() for j in range(3))
+rows.append(
+    (
+        "Thm 12: ||p_t - q_t||_L2 -> 0 as t grows",
+        "drops > 100x by t = 100" if dec else "does not drop 100x",
+        "-> 0",
+        dec,
+    )
+)
+for j, d in enumerate(THM12_DIMS):
+    sl = [r["slope"][j] for r in thm12.values()]
+    ok = all(abs(s + 1 + d / 4) <= 0.05 for s in sl)
+    rows.append(
+        (
+            f"Thm 12 rate, d = {d} (derived -(1+d/4))",
+            "slopes " + ", ".join(f"{s:.3f}" for s in sl),
+            f"{-(1 + d / 4):.3f} +- 0.05",
+            ok,
+        )
+    )
+improves = all(r["slope"][0] > r["slope"][1] > r["slope"][2] for r in thm12.values())
+rows.append(
+    (
+        "Thm 12: rate improves with d",
+        "slope d=1 > d=2 > d=3" if improves else "not monotone",
+        "monotone in d",
+        improves,
+    )
+)
+lead_ok = all(
+    abs(r["dist"][-1, j] / r["lead"][-1, j] - 1) < 0.02 for r in thm12.values() for j in range(3)
+)
+rows.append(
+    (
+        "Thm 12: leading term (our derivation) at t = 100",
+        "exact/leading within 2 %" if lead_ok else "off by > 2 %",
+        "ratio -> 1",
+        lead_ok,
+    )
+)
+fine = max(r["rel"][1] for r in lemma13.values())
+orders = [math.log2(r["rel"][0] / r["rel"][1]) for r in lemma13.values()]
+ctrl = min(r["heat_rel"][1] for r in lemma13.values())
+ok13 = fine < 2e-2 and all(1.7 < o < 2.3 for o in orders) and ctrl > 10 * fine
+rows.append(
+    (
+        "Lemma 13 / Thm 14: product p, componentwise v",
+        f"residual {fine:.1e}, order {min(orders):.2f}-{max(orders):.2f}",
+        "O(dx^2) -> 0",
+        ok13,
+    )
+)
+rows.append(
+    (
+        "  control: heat-flow velocity on the same p",
+        f"residual {ctrl:.3f}",
+        "> 10x the Kac one",
+        ctrl > 10 * fine,
+    )
+)
+width = max(len(r[0]) for r in rows)
+print(f"{'claim':<{width}}  {'measured':<34}  {'expected':<18}  verdict")
+for claim, measured, expected, ok in rows:
+    print(f"{claim:<{width}}  {measured:<34}  {expected:<18}  {'reproduced' if ok else 'DIFFERS'}")
+n_ok = sum(r[3] for r in rows)
+print(f"{n_ok} of {len(rows)} checks reproduced")
+
+# %% [markdown]
+# **Summary.** The componentwise Kac process behaves as Sections 5-6 of the paper state. Its
+# paths (Figure 1) are piecewise linear along the diagonals and look Brownian for large
+# $(a, c)$ with $c^2/a$ fixed; a point cloud first splits into translated copies and then
+# blurs (talk figure). The three statements of Prop 11 hold pathwise in our samples, and the
+# closed-form increment moment shows that the constant $\sqrt d\,c$ is sharp for small lags.
+# For Thm 12 the $L^2$ distance to the heat density, computed exactly through 1D factors,
+# decays with a slope close to $-(1 + d/4)$ in $d = 1, 2, 3$: faster in higher dimension, as
+# the paper says. The exponent is our own derivation (PAPER.md does not restate the paper's
+# rate), and the measured slopes on $t \in [10, 100]$ are a few hundredths off it. That gap
+# is pre-asymptotic: for $(25, 5)$ our closed-form leading term has the same slope on that
+# window, and for $(1, 1)$ the exact/leading ratio still drifts towards 1 like $1 + O(1/(at))$.
+# Whether the paper's theorem states exactly this exponent or a weaker bound could not be
+# checked here, since PAPER.md does not give it. The 2D continuity equation with the
+# componentwise velocity of Lemma 13 / Thm 14 and Cor 15 holds up to second-order
+# discretisation error, while the heat-flow velocity fails it.

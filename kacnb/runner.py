@@ -329,7 +329,10 @@ def run_record(
         "git_commit": commit,
         "git_dirty": dirty,
         "timestamp_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "output_notebook": str(output),
+        # The file name only: a record is published and must not carry local paths.
+        "output_notebook": output.name,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
         "figures": figures,
     }
 

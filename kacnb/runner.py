@@ -269,7 +269,11 @@ def device_name(device: str) -> str:
 
 
 def git_state(path: Path) -> tuple[str | None, bool | None]:
-    """(short commit hash, whether tracked files are modified), or (None, None) outside git."""
+    """(short commit hash, whether tracked sources are modified), or (None, None) outside git.
+
+    The collection's own outputs (``figures/``, executed ``.ipynb`` files) do not count:
+    a multi-notebook run rewrites them as it goes, and the record is about the code.
+    """
     try:
         commit = subprocess.run(
             ["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
@@ -279,7 +283,18 @@ def git_state(path: Path) -> tuple[str | None, bool | None]:
             timeout=20,
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "-C",
+                str(path),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":(top)",
+                ":(top,exclude)figures",
+                ":(top,exclude,glob)**/*.ipynb",
+            ],
             capture_output=True,
             text=True,
             check=True,

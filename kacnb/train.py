@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["TrainConfig", "TrainResult", "train", "cfm_loss"]
+__all__ = ["TrainConfig", "TrainResult", "train", "cfm_loss", "make_train_step"]
 
 
 @dataclass
@@ -130,7 +130,7 @@ def train(
         validation = list(state["validation"])
         best = state["best"]
 
-    step_fn = _make_step(model, path, data, opt, config, gen)
+    step_fn = make_train_step(model, path, data, opt, config, gen)
     bar = tqdm(total=config.steps, initial=start, desc=config.desc, disable=not config.progress)
     for step in range(start, config.steps):
         losses[step] = step_fn()
@@ -172,10 +172,13 @@ def train(
     )
 
 
-def _make_step(model, path, data, opt, config: TrainConfig, gen):
-    """One optimiser step as a closure returning the loss as a device tensor (no sync)."""
+def make_train_step(model, path, data, opt, config: TrainConfig, gen, params=None):
+    """One optimiser step as a closure returning the loss as a device tensor (no sync).
+
+    ``model`` may already be compiled; ``params`` (default: the model's) are clipped.
+    """
     forward = torch.compile(model) if config.compile else model
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
 
     def step() -> torch.Tensor:
         x0 = data(config.batch_size, gen)

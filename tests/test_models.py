@@ -1,0 +1,53 @@
+"""The velocity networks: shapes, time dependence, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kacnb.models import MLP, UNet, sinusoidal_embedding
+
+
+@pytest.mark.parametrize("base,levels", [(16, 3), (8, 2)])
+def test_unet_maps_images_to_velocities_of_the_same_shape(base, levels):
+    torch.manual_seed(0)
+    net = UNet(channels=1, base=base, levels=levels, blocks=2)
+    x = torch.randn(3, 1, 28, 28)
+    out = net(torch.rand(3), x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_unet_depends_on_time_and_gradients_reach_every_parameter():
+    torch.manual_seed(1)
+    net = UNet(base=8)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        a, b = net(torch.full((2,), 0.1), x), net(torch.full((2,), 0.9), x)
+        # Times differing by 1e-3 (a fine Euler grid) still give different outputs.
+        c = net(torch.full((2,), 0.101), x)
+    assert float((a - b).abs().max()) > 1e-4
+    assert float((a - c).abs().max()) > 0
+    net(torch.rand(2), x).pow(2).mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_unet_default_is_the_papers_light_unet():
+    net = UNet()
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    widths = sorted({m.out_channels for m in convs if m.out_channels > 1})
+    assert widths == [64, 128, 256]  # 64 base channels, doubling at each downsampling
+    assert len(net.down) == 3 and all(len(level) == 2 for level in net.down)
+
+
+def test_sinusoidal_embedding_is_bounded_and_distinguishes_times():
+    e = sinusoidal_embedding(torch.tensor([0.0, 0.5, 1.0]), 32)
+    assert e.shape == (3, 32)
+    assert float(e.abs().max()) <= 1.0
+    assert torch.allclose(e[0, :16], torch.ones(16)) and torch.allclose(e[0, 16:], torch.zeros(16))
+    assert float((e[1] - e[2]).norm()) > 0.1
+    with pytest.raises(ValueError, match="even"):
+        sinusoidal_embedding(torch.zeros(1), 3)
+
+
+def test_mlp_shape():
+    assert MLP(dim=2)(torch.rand(5), torch.randn(5, 2)).shape == (5, 2)

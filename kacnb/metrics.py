@@ -16,6 +16,7 @@ __all__ = [
     "mode_coverage",
     "nearest_mode_distance",
     "wasserstein2",
+    "frechet_distance",
 ]
 
 
@@ -37,12 +38,21 @@ class GaussianMixture:
         return torch.logsumexp(comp, dim=1)
 
     def sample(self, n: int, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
-        """Draw ``n`` points, shape (n, d)."""
+        """Draw ``n`` points, shape (n, d), on ``device`` (default: the generator's device).
+
+        The draws are made on the generator's device (CPU without a generator), so a CUDA
+        generator works, and a CPU generator gives the same numbers whatever ``device`` is.
+        """
+        draw = generator.device if generator is not None else torch.device("cpu")
         k = torch.multinomial(
-            self.weights.to(torch.float64), n, replacement=True, generator=generator
-        ).to(device)
-        z = torch.randn(n, self.means.shape[1], generator=generator, dtype=dtype).to(device)
-        return self.means.to(device=device, dtype=dtype)[k] + self.std * z
+            self.weights.to(device=draw, dtype=torch.float64),
+            n,
+            replacement=True,
+            generator=generator,
+        )
+        z = torch.randn(n, self.means.shape[1], generator=generator, dtype=dtype, device=draw)
+        x = self.means.to(device=draw, dtype=dtype)[k] + self.std * z
+        return x.to(device) if device is not None else x
 
 
 def grid_mixture(std: float = 1e-4, dtype=torch.float64) -> GaussianMixture:
@@ -81,3 +91,26 @@ def wasserstein2(x: torch.Tensor, y: torch.Tensor) -> float:
     cost = (x64[:, None, :] - y64[None, :, :]).pow(2).sum(-1).numpy()
     rows, cols = linear_sum_assignment(cost)
     return float(np.sqrt(cost[rows, cols].mean()))
+
+
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (N_a, F), (N_b, F).
+
+    ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``; the trace of the matrix square
+    root is the sum of square roots of the eigenvalues of ``S_a^{1/2} S_b S_a^{1/2}``
+    (symmetric, so a symmetric eigensolver in float64 suffices and no complex parts arise).
+    """
+    a = feats_a.to(torch.float64).cpu()
+    b = feats_b.to(torch.float64).cpu()
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"feature sets must be (N, F) with equal F, got {tuple(a.shape)}, {tuple(b.shape)}"
+        )
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
+    evals_a, evecs_a = torch.linalg.eigh(cov_a)
+    sqrt_a = evecs_a @ torch.diag(evals_a.clamp_min(0).sqrt()) @ evecs_a.T
+    middle = sqrt_a @ cov_b @ sqrt_a
+    tr_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
+    value = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * tr_sqrt
+    return float(value.clamp_min(0))

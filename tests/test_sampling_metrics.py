@@ -98,3 +98,23 @@ def test_w2_of_a_translation_is_its_length():
     shift = torch.tensor([0.3, -0.4], dtype=F64)
     assert wasserstein2(x, x + shift) == pytest.approx(0.5, rel=1e-10)
     assert wasserstein2(x, x[torch.randperm(300)]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_frechet_distance_matches_gaussian_closed_forms():
+    from kacnb.metrics import frechet_distance
+
+    g = torch.Generator().manual_seed(4)
+    z1 = torch.randn(200_000, 3, generator=g, dtype=F64)
+    z2 = torch.randn(200_000, 3, generator=g, dtype=F64)
+    shift = torch.tensor([1.0, -2.0, 0.5], dtype=F64)
+    # Equal covariances: the squared distance of the means.
+    assert frechet_distance(z1, z2 + shift) == pytest.approx(5.25, abs=0.03)
+    # N(0, I) against N(0, s^2 I): d (1 - s)^2.
+    assert frechet_distance(z1, 2.0 * z2) == pytest.approx(3.0, abs=0.03)
+    # Commuting anisotropic covariances: sum of (sqrt(a_i) - sqrt(b_i))^2.
+    a, b = torch.tensor([1.0, 4.0, 9.0], dtype=F64), torch.tensor([4.0, 1.0, 1.0], dtype=F64)
+    expected = float(((a.sqrt() - b.sqrt()) ** 2).sum())
+    assert frechet_distance(z1 * a.sqrt(), z2 * b.sqrt()) == pytest.approx(expected, abs=0.05)
+    assert frechet_distance(z1, z1) == pytest.approx(0.0, abs=1e-8)
+    with pytest.raises(ValueError, match="feature sets"):
+        frechet_distance(z1, z2[:, :2])

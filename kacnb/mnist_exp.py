@@ -1,0 +1,307 @@
+"""The MNIST experiment of PAPER.md section 5 (notebook 05): models, training, sampling, scores.
+
+Generation uses the mean-reverting Kac path ``X_t = f(t) X_0 + K(t)``, ``f(t) = 1 - t/T``
+(Remark 17, [98-99]) for the five pairs ``(a, c)`` of :data:`PAIRS` (all with ``c^2/a = 1``)
+and ``T`` in {1, 5}: ten models (:func:`paper_models`). Each is a U-Net trained by
+conditional flow matching [97] (:func:`train_model`, which reuses a finished checkpoint
+instead of training again), then sampled from the latent ``K(T)`` by explicit Euler steps
+backwards from ``T`` to 0 (:func:`generate`). The paper shows the samples only as pictures;
+:func:`evaluate` adds numbers: the Frechet distance in the feature space of a small MNIST
+classifier and the distribution of the predicted labels (:func:`label_stats`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .classifier import DigitClassifier, features, predict, train_classifier
+from .kac import Kac
+from .metrics import frechet_distance
+from .models import UNet
+from .paths import MeanRevertingKacPath
+from .sampling import integrate
+from .train import TrainConfig, TrainResult, train
+
+__all__ = [
+    "PAIRS",
+    "IMAGE_SHAPE",
+    "MnistModel",
+    "paper_models",
+    "image_sampler",
+    "checkpoint_dir",
+    "checkpoint_file",
+    "Trained",
+    "train_model",
+    "classifier_or_train",
+    "Generated",
+    "generate",
+    "label_stats",
+    "evaluate",
+    "tile_images",
+]
+
+#: The paper's pairs (a, c) for MNIST generation (Figures 7-8); c^2 / a = 1 for each.
+PAIRS: tuple[tuple[float, float], ...] = ((1, 1), (25, 5), (100, 10), (225, 15), (900, 30))
+#: Shape of one MNIST image (channels, height, width).
+IMAGE_SHAPE = (1, 28, 28)
+
+
+@dataclass(frozen=True)
+class MnistModel:
+    """One generative model: mean-reverting Kac path with rate ``a``, speed ``c``, horizon ``T``."""
+
+    a: float
+    c: float
+    T: float
+
+    @property
+    def key(self) -> str:
+        """File-name friendly name, e.g. ``"a25_c5_T1"``."""
+        return f"a{self.a:g}_c{self.c:g}_T{self.T:g}"
+
+    @property
+    def label(self) -> str:
+        """Plot label, e.g. ``"(a, c) = (25, 5), T = 1"``."""
+        return f"(a, c) = ({self.a:g}, {self.c:g}), T = {self.T:g}"
+
+    def path(self) -> MeanRevertingKacPath:
+        """The probability path ``X_t = (1 - t/T) X_0 + K(t)`` [98-99]."""
+        return MeanRevertingKacPath(Kac(self.a, self.c), T=self.T)
+
+
+def paper_models(horizons: Sequence[float] = (1.0, 5.0)) -> list[MnistModel]:
+    """The ten models of Figures 7 (T = 1) and 8 (T = 5): every pair of :data:`PAIRS` per T."""
+    return [MnistModel(float(a), float(c), float(T)) for T in horizons for a, c in PAIRS]
+
+
+def image_sampler(
+    images: torch.Tensor, device: torch.device | str
+) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """Data closure for :func:`kacnb.train.train`: ``data(n, generator)`` -> (n, 1, 28, 28).
+
+    ``images`` (N, 1, 28, 28) are moved to ``device`` once; each call draws ``n`` indices
+    uniformly with replacement using ``generator`` (which must live on ``device``), so no
+    host-device copy happens in the training loop.
+    """
+    pool = images.to(device)
+
+    def data(n: int, generator: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(0, pool.shape[0], (n,), generator=generator, device=pool.device)
+        return pool[idx]
+
+    return data
+
+
+def checkpoint_dir(stem: str, profile: str) -> Path:
+    """``<repository root>/checkpoints/<stem>/<profile>`` (git-ignored), whatever the cwd."""
+    return Path(__file__).resolve().parent.parent / "checkpoints" / stem / profile
+
+
+def checkpoint_file(directory: str | Path, key: str, settings: dict) -> Path:
+    """``<directory>/<key>-<hash>.pt`` where the hash covers ``settings``.
+
+    A run with other settings (network size, steps, learning rate, EMA, seed, ...) thus never
+    reuses the checkpoint of a different run.
+    """
+    text = repr(sorted((str(k), repr(v)) for k, v in settings.items()))
+    return Path(directory) / f"{key}-{hashlib.sha1(text.encode()).hexdigest()[:10]}.pt"
+
+
+@dataclass
+class Trained:
+    """A trained model: ``model`` are the weights to sample with (the EMA), in eval mode.
+
+    ``seconds`` is the wall time of the call (near 0 when a finished checkpoint was loaded);
+    ``resumed_from`` the step the checkpoint held when the call started (0: trained afresh).
+    """
+
+    spec: MnistModel
+    model: torch.nn.Module
+    result: TrainResult
+    seconds: float
+    resumed_from: int = 0
+
+
+#: Keys of the training settings read by :func:`train_model`.
+TRAIN_KEYS = ("base", "levels", "blocks", "steps", "batch", "lr", "ema", "grad_clip")
+
+
+def train_model(
+    spec: MnistModel,
+    data: Callable[[int, torch.Generator], torch.Tensor],
+    settings: dict,
+    device: torch.device | str,
+    directory: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Trained:
+    """Train a :class:`~kacnb.models.UNet` on ``spec``'s path with the CFM loss [97].
+
+    ``settings``: ``base``, ``levels``, ``blocks`` (U-Net), ``steps``, ``batch``, ``lr``
+    (Adam), ``ema`` (EMA decay), ``grad_clip``. With ``directory`` the run is checkpointed
+    there (every ``min(steps, 500)`` steps and at the end) and a finished or interrupted
+    run with the same settings and seed is resumed instead of started again.
+    """
+    s = {k: settings[k] for k in TRAIN_KEYS}
+    torch.manual_seed(seed)  # the initial weights
+    model = UNet(channels=IMAGE_SHAPE[0], base=s["base"], levels=s["levels"], blocks=s["blocks"])
+    ckpt = None
+    resumed = 0
+    if directory is not None:
+        ckpt = checkpoint_file(directory, spec.key, {**s, "seed": seed})
+        if ckpt.exists():
+            resumed = int(torch.load(ckpt, map_location="cpu", weights_only=False)["step"])
+    config = TrainConfig(
+        steps=s["steps"],
+        batch_size=s["batch"],
+        lr=s["lr"],
+        ema_decay=s["ema"],
+        grad_clip=s["grad_clip"],
+        checkpoint_every=min(s["steps"], 500) if ckpt is not None else None,
+        checkpoint_path=ckpt,
+        seed=seed,
+        progress=progress,
+        desc=spec.key,
+    )
+    t0 = time.perf_counter()
+    result = train(model, spec.path(), data, config, device=device)
+    seconds = time.perf_counter() - t0
+    return Trained(spec, result.eval_model().eval(), result, seconds, resumed)
+
+
+def classifier_or_train(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int,
+    device: torch.device | str,
+    directory: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> DigitClassifier:
+    """:func:`kacnb.classifier.train_classifier` (batch 128, lr 1e-3), cached in ``directory``.
+
+    Shuffling uses a CPU generator seeded with ``seed``; the cache file name hashes the
+    number of images, ``epochs`` and ``seed``.
+    """
+    ckpt = None
+    if directory is not None:
+        settings = {"n": int(images.shape[0]), "epochs": epochs, "seed": seed}
+        ckpt = checkpoint_file(directory, "classifier", settings)
+        if ckpt.exists():
+            clf = DigitClassifier().to(device)
+            clf.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True))
+            return clf.eval()
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    clf = train_classifier(
+        images, labels, epochs=epochs, device=device, generator=gen, progress=progress
+    )
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(clf.state_dict(), ckpt)
+    return clf
+
+
+@dataclass(frozen=True)
+class Generated:
+    """Samples ``x`` (n, 1, 28, 28) at ``t = 0``, their ``latent`` ``K(T)`` and, when kept,
+    ``times`` (S,) from ``T`` down to 0 and ``trajectory`` (S, n, 1, 28, 28), on the CPU."""
+
+    x: torch.Tensor
+    latent: torch.Tensor
+    times: torch.Tensor
+    trajectory: torch.Tensor | None
+    nfe: int
+
+
+def generate(
+    model: torch.nn.Module,
+    spec: MnistModel,
+    n: int,
+    steps: int,
+    generator: torch.Generator,
+    n_saved: int = 2,
+    keep_trajectory: int = 0,
+    chunk: int = 500,
+) -> Generated:
+    """Draw ``n`` latents ``K(T)`` (independent of the data [98-99]) on the generator's device
+    and integrate ``dx/dt = model(t, x)`` from ``T`` to 0 with ``steps`` explicit Euler steps.
+
+    ``n_saved`` equally spaced times are stored for the first ``keep_trajectory`` samples
+    (choose ``steps`` a multiple of ``n_saved - 1`` so the stored times are Euler nodes).
+    Sampling runs in chunks of ``chunk`` images; ``nfe`` counts network calls per chunk.
+    """
+    device = generator.device
+    path = spec.path()
+    zeros = torch.zeros((n, *IMAGE_SHAPE), device=device)
+    latent = path.latent(zeros, generator)
+    xs, trajs, nfe, times = [], [], 0, None
+    for start in range(0, n, chunk):
+        out = integrate(
+            model,
+            latent[start : start + chunk],
+            spec.T,
+            0.0,
+            method="euler",
+            steps=steps,
+            n_saved=n_saved,
+            return_trajectory=True,
+        )
+        xs.append(out.x.cpu())
+        nfe, times = out.nfe, out.times.cpu()
+        if start < keep_trajectory:
+            trajs.append(out.trajectory[:, : keep_trajectory - start].cpu())
+    traj = torch.cat(trajs, dim=1) if trajs else None
+    return Generated(torch.cat(xs), latent.cpu(), times, traj, nfe)
+
+
+def label_stats(pred: torch.Tensor, n_classes: int = 10) -> dict[str, float | torch.Tensor]:
+    """Distribution of predicted labels (N,): ``shares`` (n_classes,) summing to 1, its
+    Shannon ``entropy`` in nats, ``entropy_ratio`` = entropy / log(n_classes) (1: all
+    classes equally often, 0: one class only), ``max_share`` and ``min_share``."""
+    counts = torch.bincount(pred.reshape(-1).cpu(), minlength=n_classes).to(torch.float64)
+    shares = counts / counts.sum()
+    nz = shares[shares > 0]
+    entropy = float(-(nz * nz.log()).sum())
+    return {
+        "shares": shares,
+        "entropy": entropy,
+        "entropy_ratio": entropy / math.log(n_classes),
+        "max_share": float(shares.max()),
+        "min_share": float(shares.min()),
+    }
+
+
+def evaluate(
+    classifier: DigitClassifier, images: torch.Tensor, reference_features: torch.Tensor
+) -> dict[str, float | torch.Tensor]:
+    """Scores of images (N, 1, 28, 28), clipped to the data range [-1, 1] first.
+
+    ``fd``: Frechet distance between the classifier features of ``images`` and
+    ``reference_features`` (a held-out test set); plus :func:`label_stats` of the predictions.
+    """
+    x = images.clamp(-1.0, 1.0)
+    out = {"fd": frechet_distance(features(classifier, x), reference_features)}
+    out.update(label_stats(predict(classifier, x)))
+    return out
+
+
+def tile_images(images: torch.Tensor, ncol: int, pad: int = 2, fill: float = 1.0) -> torch.Tensor:
+    """Arrange images (N, 1, H, W) in a grid of ``ncol`` columns: a (rows*(H+pad)-pad,
+    ncol*(W+pad)-pad) tensor, image ``i`` in row ``i // ncol``; ``pad`` pixels of value
+    ``fill`` between images and in empty slots. Values are clipped to [-1, 1] (the data range)."""
+    n, _, h, w = images.shape
+    rows = max(1, -(-n // ncol))
+    out = torch.full((rows * (h + pad) - pad, ncol * (w + pad) - pad), float(fill))
+    x = images.detach().to("cpu", torch.float32).clamp(-1.0, 1.0)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = x[i, 0]
+    return out

@@ -1,0 +1,119 @@
+"""Tests of kacnb.mnist_exp: model list, data closure, checkpoint reuse, Euler sampling, scores."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from kacnb.mnist_exp import (
+    PAIRS,
+    MnistModel,
+    checkpoint_file,
+    generate,
+    image_sampler,
+    label_stats,
+    paper_models,
+    tile_images,
+    train_model,
+)
+
+
+def test_paper_models_share_the_diffusion_limit():
+    models = paper_models()
+    assert len(models) == 10 and len({m.key for m in models}) == 10
+    assert {m.T for m in models} == {1.0, 5.0}
+    for m in models:
+        assert m.c**2 / m.a == 1.0  # sigma^2 = c^2/a = 1 for every pair (Thm 9)
+    assert [(m.a, m.c) for m in models[:5]] == [(float(a), float(c)) for a, c in PAIRS]
+
+
+def test_latent_does_not_depend_on_the_data():
+    # [98-99]: X_T = f(T) X_0 + K(T) with f(T) = 0, so the latent is K(T) whatever X_0.
+    path = MnistModel(25.0, 5.0, 1.0).path()
+    x0 = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    a = path.latent(x0, torch.Generator().manual_seed(0))
+    b = path.latent(torch.zeros_like(x0), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert float(a.abs().max()) <= 5.0 * 1.0 + 1e-6  # |K(T)| <= c T
+
+
+def test_image_sampler_draws_rows_reproducibly():
+    images = torch.arange(7, dtype=torch.float32).reshape(7, 1, 1, 1).expand(7, 1, 28, 28)
+    data = image_sampler(images.contiguous(), "cpu")
+    x = data(50, torch.Generator().manual_seed(3))
+    y = data(50, torch.Generator().manual_seed(3))
+    assert x.shape == (50, 1, 28, 28)
+    torch.testing.assert_close(x, y)
+    values = x[:, 0, 0, 0]
+    assert set(values.tolist()) <= set(range(7))
+    assert torch.equal(x, values.reshape(-1, 1, 1, 1).expand_as(x))  # whole images, not pixels
+
+
+def test_checkpoint_file_depends_on_settings():
+    a = checkpoint_file("d", "k", {"steps": 10, "lr": 1e-3})
+    assert a == checkpoint_file("d", "k", {"lr": 1e-3, "steps": 10})  # order does not matter
+    assert a != checkpoint_file("d", "k", {"steps": 11, "lr": 1e-3})
+
+
+class _Constant(nn.Module):
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, t, x):
+        return torch.full_like(x, self.value)
+
+
+def test_euler_generation_with_exact_fields():
+    spec = MnistModel(25.0, 5.0, 2.0)
+    gen = torch.Generator().manual_seed(0)
+    zero = generate(_Constant(0.0), spec, 5, steps=4, generator=gen, n_saved=5, keep_trajectory=3)
+    torch.testing.assert_close(zero.x, zero.latent)  # v = 0: nothing moves
+    assert zero.trajectory.shape == (5, 3, 1, 28, 28) and zero.nfe == 4
+    torch.testing.assert_close(zero.times, torch.linspace(2.0, 0.0, 5))
+    # v = 1 integrated backwards over [0, T]: x(0) = x(T) - T, and linearly in between.
+    gen = torch.Generator().manual_seed(0)
+    one = generate(_Constant(1.0), spec, 5, steps=4, generator=gen, n_saved=3, chunk=2)
+    torch.testing.assert_close(one.x, one.latent - 2.0)
+    torch.testing.assert_close(one.latent, zero.latent)  # same seed, same latent
+
+
+def test_label_stats_extremes():
+    uniform = label_stats(torch.arange(10).repeat(7))
+    assert math.isclose(uniform["entropy"], math.log(10), rel_tol=1e-12)
+    assert math.isclose(uniform["entropy_ratio"], 1.0, rel_tol=1e-12)
+    assert uniform["max_share"] == uniform["min_share"] == 0.1
+    single = label_stats(torch.full((20,), 3))
+    assert single["entropy"] == 0.0 and single["max_share"] == 1.0 and single["min_share"] == 0.0
+    assert float(single["shares"].sum()) == 1.0
+
+
+def test_train_model_reuses_a_finished_checkpoint(tmp_path):
+    settings = {"base": 8, "levels": 1, "blocks": 1, "steps": 2, "batch": 4,
+                "lr": 1e-3, "ema": 0.9, "grad_clip": 1.0}  # fmt: skip
+    images = torch.rand(16, 1, 28, 28) * 2 - 1
+    spec = MnistModel(1.0, 1.0, 1.0)
+    first = train_model(
+        spec, image_sampler(images, "cpu"), settings, "cpu", tmp_path, progress=False
+    )
+    files = list(tmp_path.glob("a1_c1_T1-*.pt"))
+    assert len(files) == 1 and first.resumed_from == 0
+    again = train_model(
+        spec, image_sampler(images, "cpu"), settings, "cpu", tmp_path, progress=False
+    )
+    assert again.resumed_from == 2
+    for p, q in zip(first.model.parameters(), again.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    torch.testing.assert_close(first.result.losses, again.result.losses)
+
+
+def test_tile_images_places_each_image():
+    images = torch.stack([torch.full((1, 3, 4), v) for v in (-0.5, 0.0, 0.5)])
+    images[1, 0, 0, 0] = 7.0  # clipped to 1
+    grid = tile_images(images, ncol=2, pad=1, fill=-1.0)
+    assert grid.shape == (2 * 3 + 1, 2 * 4 + 1)
+    assert torch.all(grid[:3, :4] == -0.5) and grid[0, 5] == 1.0
+    assert torch.all(grid[4:, :4] == 0.5) and torch.all(grid[4:, 5:] == -1.0)  # empty slot
+    assert torch.all(grid[3, :] == -1.0)  # padding row

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns without ipywidgets
 
 __all__ = ["DigitClassifier", "train_classifier", "predict", "features"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns without ipywidgets
 
 __all__ = ["TrainConfig", "TrainResult", "train", "cfm_loss", "make_train_step"]
 

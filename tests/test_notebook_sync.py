@@ -93,3 +93,17 @@ def test_golden_matches_py(spec):
     assert any(
         c.cell_type == "code" and c.execution_count is not None and c.outputs for c in nb.cells
     ), f"{golden.name} holds no executed outputs: {hint}"
+
+
+LOCAL_PATH = re.compile(r"(/home/|/Users/|/root/|/tmp/|/work/|site-packages|[A-Za-z]:\\\\Users)")
+
+
+@pytest.mark.parametrize("spec", NOTEBOOK_PARAMS)
+def test_published_outputs_carry_no_local_paths(spec):
+    """Executed notebooks and run records are published: no machine paths in them."""
+    files = [REGISTRY.source(spec).with_suffix(".ipynb"), GOLDEN_DIR / f"{spec.stem}.ipynb"]
+    record = REGISTRY.notebooks_dir.parent / "figures" / "runs" / f"{spec.stem}.json"
+    files += [record] if record.exists() else []
+    for path in files:
+        hits = sorted(set(LOCAL_PATH.findall(path.read_text(encoding="utf-8"))))
+        assert not hits, f"{path.name} mentions local paths {hits}: re-run it"

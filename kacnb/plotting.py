@@ -9,7 +9,7 @@ samples of the model and :data:`GROUND_TRUTH` (red) for the target / reference d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib as mpl
@@ -23,6 +23,8 @@ __all__ = [
     "FORMATS",
     "use_style",
     "save_figure",
+    "scatter_with_zoom",
+    "save_animation",
 ]
 
 #: Samples produced by the generative model (blue).
@@ -81,6 +83,14 @@ def use_style() -> None:
     mpl.rcParams.update(STYLE)
 
 
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name.endswith((".png", ".pdf")):
+        raise ValueError(
+            f"figure name must be a bare file stem like 'fig01_kac_paths_2d' "
+            f"(no directory, no extension), got {name!r}"
+        )
+
+
 def save_figure(
     fig,
     name: str,
@@ -95,11 +105,7 @@ def save_figure(
     PDFs are written without a creation date so that re-running a notebook with the same
     results gives the same file.
     """
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name.endswith((".png", ".pdf")):
-        raise ValueError(
-            f"figure name must be a bare file stem like 'fig01_kac_paths_2d' "
-            f"(no directory, no extension), got {name!r}"
-        )
+    _check_name(name)
     if figures_dir is None:
         return []
     out_dir = Path(figures_dir)
@@ -111,3 +117,67 @@ def save_figure(
         fig.savefig(path, format=fmt, metadata=metadata)
         written.append(path)
     return written
+
+
+def scatter_with_zoom(
+    ax,
+    generated,
+    truth,
+    center: Sequence[float],
+    half_width: float,
+    bounds: Sequence[float] = (0.56, 0.04, 0.42, 0.42),
+    size: float = 1.5,
+    zoom_size: float = 6.0,
+    alpha: float = 0.5,
+):
+    """Scatter ``generated`` (blue) and ``truth`` (red) points on ``ax`` with a zoomed inset.
+
+    ``generated`` and ``truth`` are arrays of shape (N, 2) (tensors are converted). The inset
+    shows the square ``center +- half_width`` (data units), placed at ``bounds`` =
+    ``(x0, y0, width, height)`` in axes fractions, and is linked to that square on ``ax`` by
+    :meth:`~matplotlib.axes.Axes.indicate_inset_zoom`. Ground truth is drawn last so that
+    it stays visible on top of the samples. Returns the inset axes.
+    """
+    import numpy as np
+
+    gen = np.asarray(generated, dtype=float)
+    ref = np.asarray(truth, dtype=float)
+    inset = ax.inset_axes(list(bounds))
+    for target, s in ((ax, size), (inset, zoom_size)):
+        target.scatter(gen[:, 0], gen[:, 1], s=s, color=GENERATED, alpha=alpha, linewidths=0)
+        target.scatter(ref[:, 0], ref[:, 1], s=s, color=GROUND_TRUTH, alpha=alpha, linewidths=0)
+    cx, cy = (float(v) for v in center)
+    inset.set_xlim(cx - half_width, cx + half_width)
+    inset.set_ylim(cy - half_width, cy + half_width)
+    inset.set_aspect("equal")
+    inset.set_xticks([])
+    inset.set_yticks([])
+    for spine in inset.spines.values():
+        spine.set_visible(True)
+    ax.indicate_inset_zoom(inset, edgecolor="black", alpha=0.8)
+    return inset
+
+
+def save_animation(
+    animation,
+    name: str,
+    figures_dir: str | Path | None,
+    fps: int = 10,
+    dpi: int = 80,
+) -> list[Path]:
+    """Write a matplotlib ``animation`` as ``<figures_dir>/<name>.gif`` (PillowWriter).
+
+    ``name`` is a bare stem as for :func:`save_figure`; ``figures_dir`` ``None`` writes
+    nothing and returns ``[]``. ``fps`` frames per second, ``dpi`` sets the frame size (keep
+    it small: GIF frames are stored losslessly). Returns the paths written.
+    """
+    from matplotlib.animation import PillowWriter
+
+    _check_name(name)
+    if figures_dir is None:
+        return []
+    out_dir = Path(figures_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.gif"
+    animation.save(path, writer=PillowWriter(fps=fps), dpi=dpi)
+    return [path]

@@ -1,0 +1,493 @@
+"""Experiment logic of notebook 04: Kac flow matching on the 2D Gaussian mixture.
+
+PAPER.md section 5 (Figures 4-5): the target is the mixture of 9 equal isotropic Gaussians
+on ``{-1, 0, 1}^2`` with standard deviation ``1e-4`` (:func:`kacnb.metrics.grid_mixture`).
+Four velocity models ``v_theta(t, x)`` (:class:`kacnb.models.MLP`) are trained with the CFM
+loss [97] (:func:`kacnb.train.train`) on the standard Kac paths ``X_t = X_0 + K(t)`` [66] with
+``(a, c) = (25, 5), (64, 8), (1600, 10)`` and on the diffusion path ``X_t = X_0 + W(t)``
+truncated at ``t = eps``. Generation draws the latent ``x_T = path.latent(x0)`` from mixture
+starts ``x0`` and integrates ``dx/dt = v_theta(t, x)`` backwards from ``T`` to ``t_min``
+(:func:`kacnb.sampling.integrate`, dopri5). The validation number is the NLL of generated
+samples under the true mixture; training keeps the weights with the best one.
+
+This module holds what the notebook would otherwise repeat: the model list
+(:func:`paper_models`), one training run with NLL validation and checkpoints
+(:func:`train_model`), generation (:func:`generate`), sample metrics
+(:func:`sample_quality`), the learned speed along trajectories (:func:`speed_along`), two
+analytic reference values (:func:`nll_floor`, :func:`blur_distance`) and the computed
+"reproduced / differs" table (:func:`claims`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .kac import Kac
+from .metrics import (
+    GaussianMixture,
+    grid_mixture,
+    mode_coverage,
+    nearest_mode_distance,
+    wasserstein2,
+)
+from .models import MLP
+from .paths import DiffusionPath, KacPath
+from .sampling import SampleResult, integrate
+from .train import TrainConfig, TrainResult, train
+
+__all__ = [
+    "ModelSpec",
+    "Trained",
+    "paper_models",
+    "mixture_data",
+    "generate",
+    "nll_validator",
+    "checkpoint_file",
+    "default_checkpoint_dir",
+    "train_model",
+    "log_time_grid",
+    "speed_along",
+    "sample_quality",
+    "nll_floor",
+    "blur_distance",
+    "claims",
+]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of Figure 5: a probability path plus labels.
+
+    ``key`` names files (checkpoints); ``label`` is for plots and tables; ``paper_steps`` is
+    the iteration count of the paper's Figure 5; ``speed_bound`` is ``c sqrt(d)``, the bound
+    of the Kac velocity ``|v_t| <= c`` per component [41] (``None`` for diffusion).
+    """
+
+    key: str
+    label: str
+    path: object
+    paper_steps: int
+    speed_bound: float | None
+
+    @property
+    def is_kac(self) -> bool:
+        return self.speed_bound is not None
+
+
+def paper_models(eps: float = 1e-3, T: float = 1.0, dim: int = 2) -> list[ModelSpec]:
+    """The four models of Figure 5: Kac (25, 5), (64, 8), (1600, 10) and diffusion.
+
+    All use ``T`` (paper: 1). Kac paths are standard (not mean-reverting) ``X_0 + K(t)`` [66];
+    the diffusion path ``X_0 + W(t)`` (sigma = 1) lives on ``[eps, T]``.
+    """
+    specs = []
+    for (a, c), steps in zip(
+        [(25, 5), (64, 8), (1600, 10)], [80_000, 280_000, 460_000], strict=True
+    ):
+        specs.append(
+            ModelSpec(
+                key=f"kac_{a}_{c}",
+                label=f"Kac ({a}, {c})",
+                path=KacPath(Kac(float(a), float(c)), T=T),
+                paper_steps=steps,
+                speed_bound=c * math.sqrt(dim),
+            )
+        )
+    specs.append(
+        ModelSpec(
+            key="diffusion",
+            label="diffusion",
+            path=DiffusionPath(sigma=1.0, T=T, eps=eps),
+            paper_steps=420_000,
+            speed_bound=None,
+        )
+    )
+    return specs
+
+
+def mixture_data(
+    gmm: GaussianMixture, device=None, dtype=torch.float32
+) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """``data(n, generator)`` drawing ``n`` mixture points (n, d) on ``device``: training starts."""
+
+    def data(n: int, generator: torch.Generator) -> torch.Tensor:
+        return gmm.sample(n, generator=generator, device=device, dtype=dtype)
+
+    return data
+
+
+def generate(
+    model: torch.nn.Module,
+    path,
+    x0: torch.Tensor,
+    generator: torch.Generator | None = None,
+    method: str = "dopri5",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    n_saved: int = 2,
+    return_trajectory: bool = False,
+) -> SampleResult:
+    """Generate one sample per start ``x0`` (B, d).
+
+    The latent is ``x_T = path.latent(x0)`` (``x0 + K(T)`` for Kac, ``x0 + W(T)`` for
+    diffusion; PAPER.md section 5); ``dx/dt = v_theta(t, x)`` is integrated from ``T`` down to
+    ``path.t_min`` (0, or ``eps`` for diffusion). Returns the :class:`SampleResult` with the
+    number of network evaluations ``nfe``.
+    """
+    x_T = path.latent(x0, generator=generator)
+    with torch.no_grad():
+        return integrate(
+            model,
+            x_T,
+            path.T,
+            path.t_min,
+            method=method,
+            rtol=rtol,
+            atol=atol,
+            n_saved=n_saved,
+            return_trajectory=return_trajectory,
+        )
+
+
+def nll_validator(
+    path,
+    gmm: GaussianMixture,
+    n: int,
+    device=None,
+    dtype=torch.float32,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+) -> Callable[[torch.nn.Module, torch.Generator], float]:
+    """``validate(model, generator)`` for :func:`kacnb.train.train`: NLL of ``n`` samples.
+
+    Draws ``n`` mixture starts, generates with dopri5 and returns
+    ``-(1/n) sum log p_GMM(x_gen)`` (PAPER.md section 5). Diverged samples (a non-finite
+    value, or the solver's step-size underflow on a NaN velocity) give ``+inf``, so they
+    never become the best value.
+    """
+
+    def validate(model: torch.nn.Module, generator: torch.Generator) -> float:
+        x0 = gmm.sample(n, generator=generator, device=device, dtype=dtype)
+        try:
+            x = generate(model, path, x0, generator=generator, rtol=rtol, atol=atol).x
+        except AssertionError:  # torchdiffeq's "underflow in dt": a NaN/inf velocity
+            return math.inf
+        value = float(-gmm.log_prob(x.to(torch.float64)).mean())
+        return value if math.isfinite(value) else math.inf
+
+    return validate
+
+
+def default_checkpoint_dir(stem: str, profile: str) -> Path:
+    """``<repository root>/checkpoints/<stem>/<profile>`` (git-ignored)."""
+    return Path(__file__).resolve().parent.parent / "checkpoints" / stem / profile
+
+
+def checkpoint_file(directory: str | Path, key: str, settings: dict) -> Path:
+    """Checkpoint path ``<directory>/<key>-<hash>.pt``; the hash covers the run ``settings``.
+
+    A run with other settings (steps, learning rate, EMA, seed, ...) therefore never resumes
+    from a stale checkpoint of a different run.
+    """
+    text = repr(sorted((str(k), repr(v)) for k, v in settings.items()))
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    return Path(directory) / f"{key}-{digest}.pt"
+
+
+@dataclass
+class Trained:
+    """A trained model: ``model`` holds the best-validation weights (EMA when used).
+
+    ``result`` is the :class:`~kacnb.train.TrainResult` (losses, validation curve, best
+    step); ``seconds`` the wall time of this call (0-ish when resumed from a finished run).
+    """
+
+    spec: ModelSpec
+    model: torch.nn.Module
+    result: TrainResult
+    seconds: float
+    settings: dict = field(default_factory=dict)
+
+
+def train_model(
+    spec: ModelSpec,
+    steps: int,
+    device=None,
+    gmm: GaussianMixture | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    lr: float = 5e-4,
+    grad_clip: float | None = 1.0,
+    ema_decay: float | None = None,
+    eval_every: int | None = None,
+    n_val: int = 1000,
+    width: int = 256,
+    depth: int = 3,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool = True,
+) -> Trained:
+    """Train ``MLP(dim, width, depth)`` for ``spec`` with NLL validation; keep the best weights.
+
+    The network is initialised from ``seed`` (without touching the global RNG); Adam with
+    ``lr``, batches of ``batch_size`` mixture starts, gradient-norm clipping ``grad_clip``,
+    optional EMA. Every ``eval_every`` steps :func:`nll_validator` with ``n_val`` samples runs
+    on the EMA weights (if any); the returned model carries the best of these weights (the
+    last weights when there is no validation). With ``checkpoint_dir``, the run is saved every
+    ``checkpoint_every`` steps (default ``eval_every``) to :func:`checkpoint_file` and resumed
+    from there.
+    """
+    gmm = gmm if gmm is not None else grid_mixture()
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    dim = gmm.means.shape[1]
+    settings = {
+        "key": spec.key,
+        "path": repr(spec.path),
+        "steps": steps,
+        "seed": seed,
+        "batch_size": batch_size,
+        "lr": lr,
+        "grad_clip": grad_clip,
+        "ema_decay": ema_decay,
+        "eval_every": eval_every,
+        "n_val": n_val,
+        "width": width,
+        "depth": depth,
+        "rtol": rtol,
+        "atol": atol,
+    }
+    ckpt, every = None, None
+    if checkpoint_dir is not None:
+        ckpt = checkpoint_file(checkpoint_dir, spec.key, settings)
+        every = checkpoint_every or eval_every or steps
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MLP(dim=dim, width=width, depth=depth).to(device)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        grad_clip=grad_clip,
+        ema_decay=ema_decay,
+        eval_every=eval_every,
+        checkpoint_every=every,
+        checkpoint_path=ckpt,
+        seed=seed,
+        progress=progress,
+        desc=spec.label,
+    )
+    validate = nll_validator(spec.path, gmm, n_val, device=device, rtol=rtol, atol=atol)
+    start = time.perf_counter()
+    result = train(
+        model,
+        spec.path,
+        mixture_data(gmm, device),
+        config,
+        validate=validate if eval_every else None,
+        device=device,
+    )
+    seconds = time.perf_counter() - start
+    best = copy.deepcopy(result.eval_model())
+    if result.best_state is not None:
+        best.load_state_dict(result.best_state)
+    best.eval().requires_grad_(False)
+    return Trained(spec=spec, model=best, result=result, seconds=seconds, settings=settings)
+
+
+def log_time_grid(path, n: int, t_floor: float = 1e-4) -> torch.Tensor:
+    """Decreasing times from ``path.T`` to ``path.t_min``, geometric in between (float64).
+
+    ``n`` geometric points from ``T`` to ``max(t_min, t_floor * T)``, followed by ``t_min``
+    when that is smaller (a Kac path ends at ``t = 0``, which a log axis cannot show).
+    """
+    low = max(path.t_min, t_floor * path.T)
+    times = torch.logspace(math.log10(path.T), math.log10(low), n, dtype=torch.float64)
+    if path.t_min < low:
+        times = torch.cat([times, torch.tensor([float(path.t_min)], dtype=torch.float64)])
+    return times
+
+
+def speed_along(
+    model: torch.nn.Module,
+    x_start: torch.Tensor,
+    times: torch.Tensor,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learned speed ``|v_theta(t, x_t)|`` along generated trajectories.
+
+    Starts at ``x_start`` (B, d) at ``times[0]`` and integrates (dopri5, restarted on every
+    interval of the decreasing grid ``times`` (S,), so any grid works) to each later time.
+    Returns the positions (S, B, d) and the Euclidean norms of the learned velocity there
+    (S, B). For Kac paths the exact velocity obeys ``|v| <= c sqrt(d)`` [41]; the diffusion
+    velocity ``(x - x0)/(2t)`` grows like ``t^{-1/2}`` as ``t -> 0``.
+    """
+    xs = [x_start]
+    x = x_start
+    for s, t in zip(times[:-1].tolist(), times[1:].tolist(), strict=True):
+        x = integrate(model, x, s, t, method="dopri5", rtol=rtol, atol=atol).x
+        xs.append(x)
+    pos = torch.stack(xs)
+    with torch.no_grad():
+        speed = torch.stack(
+            [
+                model(
+                    torch.full((x_start.shape[0],), t, dtype=x_start.dtype, device=x.device), x
+                ).norm(dim=-1)
+                for t, x in zip(times.tolist(), pos, strict=True)
+            ]
+        )
+    return pos, speed
+
+
+def sample_quality(
+    x: torch.Tensor,
+    gmm: GaussianMixture,
+    reference: torch.Tensor | None = None,
+    radii: Sequence[float] = (5e-4, 0.05),
+    n_w2: int | None = None,
+) -> dict[str, object]:
+    """Metrics of generated points ``x`` (N, d) against the mixture ``gmm``.
+
+    * ``nll``: the paper's validation number ``-(1/N) sum log p(x_i)``; ``nll_median`` and
+      ``nll_q90``: the median and 90% quantile of ``-log p(x_i)`` (the mean is dominated by
+      the few points off a mode, since ``-log p`` grows like ``dist^2 / (2 std^2)``);
+    * ``coverage``: per radius ``r`` the share of the points within ``r`` of each mode (K,);
+      ``covered``: the total share; ``balance``: ``K * min`` over modes (1 = every mode has
+      its ``1/K``);
+    * ``nearest``: mean distance to the nearest mode;
+    * ``w2``: exact W2 between the first ``n_w2`` points and ``n_w2`` reference points
+      (when ``reference`` is given).
+    """
+    x64 = x.detach().to(torch.float64).cpu()
+    neg = -gmm.log_prob(x64)
+    out: dict[str, object] = {
+        "nll": float(neg.mean()),
+        "nll_median": float(neg.median()),
+        "nll_q90": float(torch.quantile(neg, 0.9)),
+        "nearest": nearest_mode_distance(x64, gmm.means),
+        "coverage": {},
+        "covered": {},
+        "balance": {},
+    }
+    k = gmm.means.shape[0]
+    for r in radii:
+        cov = mode_coverage(x64, gmm.means, r)
+        out["coverage"][r] = cov
+        out["covered"][r] = float(cov.sum())
+        out["balance"][r] = float(k * cov.min())
+    if reference is not None:
+        m = n_w2 or min(len(x64), len(reference))
+        out["w2"] = wasserstein2(x64[:m], reference[:m].detach().to(torch.float64).cpu())
+    return out
+
+
+def nll_floor(gmm: GaussianMixture) -> float:
+    """Expected NLL of exact samples of an equal-weight mixture with well separated modes.
+
+    ``-log p(x) = log K + (d/2) log(2 pi s^2) + |z|^2/2`` with ``z ~ N(0, I_d)`` near its own
+    mode, so ``E[-log p] = log K + (d/2) log(2 pi e s^2)`` (d = 2, K = 9, s = 1e-4: -13.38).
+    """
+    k, d = gmm.means.shape
+    return math.log(k) + 0.5 * d * math.log(2 * math.pi * math.e * gmm.std**2)
+
+
+def blur_distance(std: float, sigma: float = 1.0, eps: float = 0.0) -> float:
+    """Mean distance to the mode of ``N(m, (std^2 + sigma^2 eps) I_2)``: ``s sqrt(pi/2)``.
+
+    Perfect samples of the truncated diffusion model are ``x0 + sigma W(eps)`` (the flow
+    stops at ``t = eps``), so their nearest-mode distance cannot go below this value
+    (``std = 1e-4, eps = 1e-3``: 0.0396), while exact mixture samples give ``1.25e-4``.
+    Valid in 2D while the blur is small compared with the mode spacing.
+    """
+    s = math.sqrt(std**2 + sigma**2 * eps)
+    return s * math.sqrt(math.pi / 2)
+
+
+def claims(
+    rows: dict[str, dict],
+    kac_keys: Sequence[str],
+    diff_key: str,
+    diffusion_floor: float,
+    max_share_over_bound: float = 0.05,
+) -> list[dict]:
+    """The "reproduced / differs" table computed from per-model result ``rows``.
+
+    Each row holds ``nll`` (mean NLL of generated samples, the paper's metric), ``nearest``
+    (mean nearest-mode distance), ``modes_loose`` (number of modes holding at least half of
+    their ``1/9`` within the loose radius), ``nfe`` (dopri5 evaluations), ``vmax`` (max
+    learned speed along the trajectories), ``over_bound`` (share of the (time, trajectory)
+    points where the learned speed exceeds ``bound = c sqrt(2)``; Kac only),
+    ``vmax_late`` / ``vmax_early`` (max speed at the last time / for ``t >= T/2``).
+    ``diffusion_floor`` is :func:`blur_distance` of the truncated diffusion model. A Kac
+    speed counts as bounded when at most ``max_share_over_bound`` of the points exceed the
+    bound (the network is free off the support, where the CFM loss puts no weight).
+    Returns dicts with ``claim``, ``measured`` (text) and ``verdict`` ("reproduced" or
+    "differs").
+    """
+    kac = [rows[k] for k in kac_keys]
+    dif = rows[diff_key]
+    out = []
+
+    def add(claim: str, measured: str, ok: bool) -> None:
+        out.append(
+            {"claim": claim, "measured": measured, "verdict": "reproduced" if ok else "differs"}
+        )
+
+    modes = [r["modes_loose"] for r in kac]
+    add(
+        "Kac models cover all 9 modes",
+        "modes hit: " + ", ".join(str(m) for m in modes),
+        all(m == 9 for m in modes),
+    )
+    worst_nll = max(r["nll"] for r in kac)
+    add(
+        "every Kac NLL below diffusion's (paper's metric)",
+        f"worst Kac {worst_nll:.3g} vs diffusion {dif['nll']:.3g}",
+        worst_nll < dif["nll"],
+    )
+    worst = max(r["nearest"] for r in kac)
+    add(
+        "every Kac model sharper than diffusion (dist)",
+        f"worst Kac {worst:.3g} vs diffusion {dif['nearest']:.3g}",
+        worst < dif["nearest"],
+    )
+    best = min(r["nearest"] for r in kac)
+    add(
+        "Kac beats the sqrt(eps) floor of any diffusion",
+        f"best Kac {best:.3g} vs floor {diffusion_floor:.3g}",
+        best < diffusion_floor,
+    )
+    max_kac_nfe = max(r["nfe"] for r in kac)
+    add(
+        "diffusion needs more dopri5 steps (NFE)",
+        f"diffusion {dif['nfe']} vs Kac max {max_kac_nfe}",
+        dif["nfe"] > max_kac_nfe,
+    )
+    shares = [r["over_bound"] for r in kac]
+    ratios = [r["vmax"] / r["bound"] for r in kac]
+    add(
+        "learned Kac speed within c sqrt(2)",
+        "share above: "
+        + ", ".join(f"{q:.1%}" for q in shares)
+        + "; max/bound: "
+        + ", ".join(f"{q:.2f}" for q in ratios),
+        all(q <= max_share_over_bound for q in shares),
+    )
+    growth = dif["vmax_late"] / dif["vmax_early"]
+    add(
+        "diffusion speed grows as t -> eps",
+        f"max|v| at eps / max for t >= T/2: {growth:.3g}",
+        growth > 2.0,
+    )
+    return out

@@ -1,0 +1,199 @@
+"""Experiment logic of notebook 04 (kacnb.gmm2d) against problems with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kacnb import gmm2d
+from kacnb.kac import Kac, kac_velocity
+from kacnb.metrics import GaussianMixture, grid_mixture, nearest_mode_distance, nll
+from kacnb.paths import DiffusionPath, KacPath
+
+F64 = torch.float64
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_paper_models():
+    specs = gmm2d.paper_models(eps=1e-3)
+    assert [s.key for s in specs] == ["kac_25_5", "kac_64_8", "kac_1600_10", "diffusion"]
+    assert [s.paper_steps for s in specs] == [80_000, 280_000, 460_000, 420_000]
+    for spec, c in zip(specs[:3], [5, 8, 10], strict=True):
+        assert spec.is_kac and spec.path.kac.c == c and spec.path.T == 1.0
+        assert spec.speed_bound == pytest.approx(c * math.sqrt(2))
+        assert spec.path.t_min == 0.0
+    assert not specs[3].is_kac and specs[3].path.t_min == 1e-3
+
+
+def test_nll_floor_is_the_mean_nll_of_exact_samples():
+    gmm = grid_mixture(std=1e-4)
+    x = gmm.sample(200_000, generator=gen(1), dtype=F64)
+    assert gmm2d.nll_floor(gmm) == pytest.approx(nll(x, gmm), abs=0.02)
+    assert gmm2d.nll_floor(gmm) == pytest.approx(-13.38, abs=0.01)
+
+
+def test_blur_distance_of_truncated_diffusion_samples():
+    gmm = grid_mixture(std=1e-4)
+    eps = 1e-3
+    x0 = gmm.sample(100_000, generator=gen(2), dtype=F64)
+    x = x0 + math.sqrt(eps) * torch.randn(x0.shape, generator=gen(3), dtype=F64)
+    measured = nearest_mode_distance(x, gmm.means)
+    assert measured == pytest.approx(gmm2d.blur_distance(1e-4, 1.0, eps), rel=0.01)
+    assert gmm2d.blur_distance(1e-4) == pytest.approx(1e-4 * math.sqrt(math.pi / 2))
+
+
+def test_generate_with_the_exact_diffusion_velocity_of_one_point():
+    # For data delta_m the marginal velocity is (x - m)/(2t): x(eps) = m + (x_T - m) sqrt(eps/T).
+    path = DiffusionPath(sigma=1.0, T=1.0, eps=0.01)
+    m = torch.tensor([[0.3, -0.7]], dtype=F64).expand(50, 2)
+    res = gmm2d.generate(
+        lambda t, x: (x - m) / (2 * t[:, None]), path, m, generator=gen(4), rtol=1e-9, atol=1e-11
+    )
+    x_T = path.latent(m, generator=gen(4))
+    torch.testing.assert_close(res.x, m + (x_T - m) * 0.1, rtol=1e-6, atol=1e-7)
+    assert res.nfe > 0
+
+
+def test_generate_with_the_exact_kac_velocity_of_one_point_returns_to_it():
+    # The Kac flow of delta_m keeps |x - m| <= c t per coordinate, so it ends in m at t = 0.
+    a, c = 4.0, 2.0
+    path = KacPath(Kac(a, c), T=1.0)
+    m = torch.tensor([[0.5, 1.0]], dtype=F64).expand(200, 2)
+    res = gmm2d.generate(
+        lambda t, x: kac_velocity(t[:, None], x - m, a, c),
+        path,
+        m,
+        generator=gen(5),
+        n_saved=5,
+        return_trajectory=True,
+        rtol=1e-8,
+        atol=1e-9,
+    )
+    assert float((res.x - m).abs().max()) < 1e-3
+    for t, x in zip(res.times.tolist(), res.trajectory, strict=True):
+        assert float((x - m).abs().max()) <= c * t + 1e-3
+
+
+def test_nll_validator_matches_generation_and_rejects_nan():
+    gmm = grid_mixture()
+    path = KacPath(Kac(25.0, 5.0))
+
+    def field(t, x):
+        return -x
+
+    validate = gmm2d.nll_validator(path, gmm, 64, dtype=F64)
+    value = validate(field, gen(6))
+    g = gen(6)
+    x0 = gmm.sample(64, generator=g, dtype=F64)
+    x = gmm2d.generate(field, path, x0, generator=g).x
+    assert value == pytest.approx(nll(x, gmm), rel=1e-12)
+    assert validate(lambda t, x: x * float("nan"), gen(6)) == math.inf
+
+
+def test_checkpoint_file_depends_on_the_settings(tmp_path):
+    a = gmm2d.checkpoint_file(tmp_path, "kac_25_5", {"steps": 10, "lr": 5e-4})
+    b = gmm2d.checkpoint_file(tmp_path, "kac_25_5", {"lr": 5e-4, "steps": 10})
+    c = gmm2d.checkpoint_file(tmp_path, "kac_25_5", {"steps": 11, "lr": 5e-4})
+    assert a == b != c
+    assert a.parent == tmp_path and a.name.startswith("kac_25_5-") and a.suffix == ".pt"
+    assert gmm2d.default_checkpoint_dir("04_x", "quick").parts[-3:] == (
+        "checkpoints",
+        "04_x",
+        "quick",
+    )
+
+
+def test_train_model_keeps_the_best_weights_and_resumes(tmp_path):
+    spec = gmm2d.paper_models()[0]
+    kw = dict(steps=30, batch_size=32, width=16, depth=2, eval_every=10, n_val=32, progress=False)
+    tr = gmm2d.train_model(spec, ema_decay=0.9, **kw)
+    assert [s for s, _ in tr.result.validation] == [10, 20, 30]
+    assert tr.result.best_value == min(v for _, v in tr.result.validation)
+    # The returned model carries the best weights: validating it reproduces the best value.
+    validate = gmm2d.nll_validator(spec.path, grid_mixture(), 32)
+    assert validate(tr.model, gen(1)) == pytest.approx(tr.result.best_value, rel=1e-6)
+    assert not any(p.requires_grad for p in tr.model.parameters())
+
+    first = gmm2d.train_model(spec, checkpoint_dir=tmp_path, **kw)
+    assert len(list(tmp_path.glob("kac_25_5-*.pt"))) == 1
+    again = gmm2d.train_model(spec, checkpoint_dir=tmp_path, **kw)  # resumes the finished run
+    assert again.result.validation == first.result.validation
+    assert torch.equal(again.result.losses, first.result.losses)
+    for p, q in zip(first.model.parameters(), again.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_log_time_grid():
+    kac = gmm2d.log_time_grid(KacPath(Kac(1.0, 1.0), T=2.0), 5, t_floor=1e-4)
+    assert kac[0] == 2.0 and kac[-1] == 0.0 and kac[-2] == pytest.approx(2e-4)
+    ratios = kac[1:-2] / kac[:-3]
+    assert torch.allclose(ratios, ratios[0].expand_as(ratios))
+    dif = gmm2d.log_time_grid(DiffusionPath(eps=1e-3), 4)
+    assert dif.tolist() == pytest.approx([1.0, 1e-1, 1e-2, 1e-3])
+
+
+def test_speed_along_a_constant_field():
+    v = torch.tensor([3.0, -4.0], dtype=F64)
+    x_T = torch.randn(7, 2, dtype=F64, generator=gen(7))
+    times = torch.tensor([1.0, 0.5, 0.1, 0.0], dtype=F64)
+    pos, speed = gmm2d.speed_along(lambda t, x: v.expand_as(x), x_T, times)
+    assert pos.shape == (4, 7, 2) and speed.shape == (4, 7)
+    torch.testing.assert_close(speed, torch.full((4, 7), 5.0, dtype=F64))
+    torch.testing.assert_close(pos[-1], x_T - v, rtol=1e-9, atol=1e-9)
+
+
+def test_sample_quality_of_exact_and_shifted_samples():
+    gmm = grid_mixture(std=1e-4)
+    x = gmm.sample(45_000, generator=gen(8), dtype=F64)
+    ref = gmm.sample(500, generator=gen(9), dtype=F64)
+    q = gmm2d.sample_quality(x, gmm, ref, radii=(5e-4, 0.05), n_w2=500)
+    assert q["nll"] == pytest.approx(gmm2d.nll_floor(gmm), abs=0.03)
+    assert q["nll_median"] < q["nll_q90"]
+    assert q["covered"][5e-4] == pytest.approx(1.0, abs=1e-3)
+    assert q["balance"][5e-4] == pytest.approx(1.0, abs=0.1)
+    assert q["nearest"] == pytest.approx(1e-4 * math.sqrt(math.pi / 2), rel=0.02)
+    assert 0.0 < q["w2"] < 0.5  # mode-count noise of two finite samples only
+    shifted = gmm2d.sample_quality(x + torch.tensor([0.01, 0.0], dtype=F64), gmm)
+    assert shifted["covered"][5e-4] == 0.0 and shifted["covered"][0.05] == 1.0
+    assert shifted["nearest"] == pytest.approx(0.01, rel=0.01)
+    assert "w2" not in shifted
+    # -log p grows like dist^2 / (2 std^2): the shifted mean NLL is about 5e3 above the floor.
+    assert shifted["nll"] - q["nll"] == pytest.approx(0.01**2 / (2 * 1e-8), rel=0.02)
+
+
+def test_single_mode_mixture_nll_floor():
+    gmm = GaussianMixture(torch.zeros(1, 3, dtype=F64), 0.5, torch.ones(1, dtype=F64))
+    assert gmm2d.nll_floor(gmm) == pytest.approx(1.5 * math.log(2 * math.pi * math.e * 0.25))
+
+
+def test_claims_verdicts():
+    def row(nll, nearest, modes, nfe, vmax, bound, over=0.0, late=1.0, early=1.0):
+        return dict(
+            nll=nll,
+            nearest=nearest,
+            modes_loose=modes,
+            nfe=nfe,
+            vmax=vmax,
+            bound=bound,
+            over_bound=over,
+            vmax_late=late,
+            vmax_early=early,
+        )
+
+    rows = {
+        "k1": row(10.0, 0.001, 9, 80, 7.0, 7.07),
+        "k2": row(20.0, 0.002, 9, 90, 15.0, 11.3, over=0.02),
+        "d": row(1e5, 0.05, 9, 200, 60.0, None, late=60.0, early=3.0),
+    }
+    table = gmm2d.claims(rows, ["k1", "k2"], "d", diffusion_floor=0.04)
+    assert [r["verdict"] for r in table] == ["reproduced"] * 7
+    assert "max/bound: 0.99, 1.33" in table[5]["measured"]
+    rows["k2"] = row(2e5, 0.06, 8, 300, 20.0, 11.3, over=0.2)
+    rows["d"] = row(1e5, 0.05, 9, 200, 3.0, None, late=3.0, early=3.0)
+    verdicts = [r["verdict"] for r in gmm2d.claims(rows, ["k1", "k2"], "d", 1e-4)]
+    assert verdicts == ["differs"] * 7

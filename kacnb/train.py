@@ -98,16 +98,19 @@ def train(
     validate: Callable[[torch.nn.Module, torch.Generator], float] | None = None,
     device: torch.device | str | None = None,
     resume: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> TrainResult:
     """Train ``model(t, x)`` on ``path`` with starts ``x0 = data(batch_size, generator)``.
 
     ``validate(model, generator)`` returns a number, lower is better (the 2D experiment uses
     the NLL of generated samples); it runs every ``eval_every`` steps on the EMA weights when
-    there are any, and the best weights are kept. With ``checkpoint_path`` set and
+    there are any, and the best weights are kept. ``device`` and ``dtype`` default to the
+    model's. With ``checkpoint_path`` set and
     ``resume`` true, an existing checkpoint there is loaded and training continues from it.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device)
+    # dtype (default: the model's) applies to the weights; ``data`` must draw in the same dtype.
+    model.to(device=device, dtype=dtype)
     gen = torch.Generator(device=device).manual_seed(config.seed)
     val_gen = torch.Generator(device=device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)

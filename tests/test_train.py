@@ -86,3 +86,15 @@ def test_bad_config():
         TrainConfig(steps=1, ema_decay=1.5)
     with pytest.raises(ValueError, match="checkpoint_path"):
         TrainConfig(steps=1, checkpoint_every=5)
+
+
+def test_explicit_dtype_trains_in_float64():
+    def data64(n, gen):
+        return one_mode(n, gen).double()
+
+    cfg = TrainConfig(steps=5, batch_size=8, progress=False)
+    res = train(
+        fresh_model(), KacPath(Kac(1.0, 1.0)), data64, cfg, dtype=torch.float64, device="cpu"
+    )
+    assert all(p.dtype == torch.float64 for p in res.model.parameters())
+    assert torch.isfinite(res.losses).all()

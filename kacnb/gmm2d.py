@@ -21,7 +21,6 @@ analytic reference values (:func:`nll_floor`, :func:`blur_distance`) and the com
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +40,8 @@ from .metrics import (
 from .models import MLP
 from .paths import DiffusionPath, KacPath
 from .sampling import SampleResult, integrate
-from .train import TrainConfig, TrainResult, train
+from .train import TrainConfig, TrainResult, checkpoint_file, train
+from .train import checkpoint_dir as default_checkpoint_dir
 
 __all__ = [
     "ModelSpec",
@@ -184,22 +184,6 @@ def nll_validator(
         return value if math.isfinite(value) else math.inf
 
     return validate
-
-
-def default_checkpoint_dir(stem: str, profile: str) -> Path:
-    """``<repository root>/checkpoints/<stem>/<profile>`` (git-ignored)."""
-    return Path(__file__).resolve().parent.parent / "checkpoints" / stem / profile
-
-
-def checkpoint_file(directory: str | Path, key: str, settings: dict) -> Path:
-    """Checkpoint path ``<directory>/<key>-<hash>.pt``; the hash covers the run ``settings``.
-
-    A run with other settings (steps, learning rate, EMA, seed, ...) therefore never resumes
-    from a stale checkpoint of a different run.
-    """
-    text = repr(sorted((str(k), repr(v)) for k, v in settings.items()))
-    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-    return Path(directory) / f"{key}-{digest}.pt"
 
 
 @dataclass

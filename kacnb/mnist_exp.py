@@ -12,7 +12,6 @@ classifier and the distribution of the predicted labels (:func:`label_stats`).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from .metrics import frechet_distance
 from .models import UNet
 from .paths import MeanRevertingKacPath
 from .sampling import integrate
-from .train import TrainConfig, TrainResult, train
+from .train import TrainConfig, TrainResult, checkpoint_dir, checkpoint_file, train
 
 __all__ = [
     "PAIRS",
@@ -97,21 +96,6 @@ def image_sampler(
         return pool[idx]
 
     return data
-
-
-def checkpoint_dir(stem: str, profile: str) -> Path:
-    """``<repository root>/checkpoints/<stem>/<profile>`` (git-ignored), whatever the cwd."""
-    return Path(__file__).resolve().parent.parent / "checkpoints" / stem / profile
-
-
-def checkpoint_file(directory: str | Path, key: str, settings: dict) -> Path:
-    """``<directory>/<key>-<hash>.pt`` where the hash covers ``settings``.
-
-    A run with other settings (network size, steps, learning rate, EMA, seed, ...) thus never
-    reuses the checkpoint of a different run.
-    """
-    text = repr(sorted((str(k), repr(v)) for k, v in settings.items()))
-    return Path(directory) / f"{key}-{hashlib.sha1(text.encode()).hexdigest()[:10]}.pt"
 
 
 @dataclass

@@ -13,6 +13,7 @@ until a validation or the end.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm  # text bars: tqdm.auto warns without ipywidgets
 
-__all__ = ["TrainConfig", "TrainResult", "train", "cfm_loss", "make_train_step"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "cfm_loss",
+    "make_train_step",
+    "checkpoint_dir",
+    "checkpoint_file",
+]
 
 
 @dataclass
@@ -69,6 +78,21 @@ class TrainResult:
     def eval_model(self) -> torch.nn.Module:
         """The weights to sample with: the EMA when there is one, else the trained model."""
         return self.ema if self.ema is not None else self.model
+
+
+def checkpoint_dir(stem: str, profile: str) -> Path:
+    """``<repository root>/checkpoints/<stem>/<profile>`` (git-ignored), whatever the cwd."""
+    return Path(__file__).resolve().parent.parent / "checkpoints" / stem / profile
+
+
+def checkpoint_file(directory: str | Path, key: str, settings: dict) -> Path:
+    """Checkpoint path ``<directory>/<key>-<hash>.pt``; the hash covers the run ``settings``.
+
+    A run with other settings (network, steps, learning rate, EMA, seed, ...) therefore never
+    resumes from a stale checkpoint of a different run; the order of ``settings`` is irrelevant.
+    """
+    text = repr(sorted((str(k), repr(v)) for k, v in settings.items()))
+    return Path(directory) / f"{key}-{hashlib.sha1(text.encode()).hexdigest()[:10]}.pt"
 
 
 def cfm_loss(model: torch.nn.Module, sample) -> torch.Tensor:

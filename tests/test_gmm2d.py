@@ -95,19 +95,6 @@ def test_nll_validator_matches_generation_and_rejects_nan():
     assert validate(lambda t, x: x * float("nan"), gen(6)) == math.inf
 
 
-def test_checkpoint_file_depends_on_the_settings(tmp_path):
-    a = gmm2d.checkpoint_file(tmp_path, "kac_25_5", {"steps": 10, "lr": 5e-4})
-    b = gmm2d.checkpoint_file(tmp_path, "kac_25_5", {"lr": 5e-4, "steps": 10})
-    c = gmm2d.checkpoint_file(tmp_path, "kac_25_5", {"steps": 11, "lr": 5e-4})
-    assert a == b != c
-    assert a.parent == tmp_path and a.name.startswith("kac_25_5-") and a.suffix == ".pt"
-    assert gmm2d.default_checkpoint_dir("04_x", "quick").parts[-3:] == (
-        "checkpoints",
-        "04_x",
-        "quick",
-    )
-
-
 def test_train_model_keeps_the_best_weights_and_resumes(tmp_path):
     spec = gmm2d.paper_models()[0]
     kw = dict(steps=30, batch_size=32, width=16, depth=2, eval_every=10, n_val=32, progress=False)

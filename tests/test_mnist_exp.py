@@ -10,7 +10,6 @@ from torch import nn
 from kacnb.mnist_exp import (
     PAIRS,
     MnistModel,
-    checkpoint_file,
     generate,
     image_sampler,
     label_stats,
@@ -49,12 +48,6 @@ def test_image_sampler_draws_rows_reproducibly():
     values = x[:, 0, 0, 0]
     assert set(values.tolist()) <= set(range(7))
     assert torch.equal(x, values.reshape(-1, 1, 1, 1).expand_as(x))  # whole images, not pixels
-
-
-def test_checkpoint_file_depends_on_settings():
-    a = checkpoint_file("d", "k", {"steps": 10, "lr": 1e-3})
-    assert a == checkpoint_file("d", "k", {"lr": 1e-3, "steps": 10})  # order does not matter
-    assert a != checkpoint_file("d", "k", {"steps": 11, "lr": 1e-3})
 
 
 class _Constant(nn.Module):

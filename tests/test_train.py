@@ -8,7 +8,7 @@ import torch
 from kacnb.kac import Kac
 from kacnb.models import MLP
 from kacnb.paths import DiffusionPath, KacPath
-from kacnb.train import TrainConfig, train
+from kacnb.train import TrainConfig, checkpoint_dir, checkpoint_file, train
 
 
 def one_mode(n, gen):
@@ -98,3 +98,12 @@ def test_explicit_dtype_trains_in_float64():
     )
     assert all(p.dtype == torch.float64 for p in res.model.parameters())
     assert torch.isfinite(res.losses).all()
+
+
+def test_checkpoint_file_depends_on_the_settings_only(tmp_path):
+    a = checkpoint_file(tmp_path, "kac_25_5", {"steps": 10, "lr": 5e-4})
+    b = checkpoint_file(tmp_path, "kac_25_5", {"lr": 5e-4, "steps": 10})  # order irrelevant
+    c = checkpoint_file(tmp_path, "kac_25_5", {"steps": 11, "lr": 5e-4})
+    assert a == b != c
+    assert a.parent == tmp_path and a.name.startswith("kac_25_5-") and a.suffix == ".pt"
+    assert checkpoint_dir("04_x", "quick").parts[-3:] == ("checkpoints", "04_x", "quick")

@@ -10,7 +10,15 @@ import math
 
 import torch
 
-__all__ = ["positive_scalar", "as_tensors", "check_times", "check_not_nan"]
+__all__ = [
+    "positive_scalar",
+    "positive_int",
+    "nonnegative_time",
+    "uniform_grid",
+    "as_tensors",
+    "check_times",
+    "check_not_nan",
+]
 
 
 def positive_scalar(name: str, value: float) -> float:
@@ -56,3 +64,42 @@ def check_not_nan(x: torch.Tensor, name: str = "x") -> None:
     """Raise ``ValueError`` naming ``name`` if ``x`` holds a NaN."""
     if bool(torch.isnan(x).any()):
         raise ValueError(f"{name} must not contain NaN")
+
+
+def positive_int(name: str, value) -> int:
+    """``value`` unchanged, or ``ValueError`` naming it unless a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def nonnegative_time(t, name: str = "t") -> float:
+    """``t`` as a float, or ``ValueError`` naming it unless finite and >= 0."""
+    try:
+        v = float(t)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number >= 0, got {t!r}") from None
+    if not math.isfinite(v) or v < 0.0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {t!r}")
+    return v
+
+
+def uniform_grid(x, name: str = "x") -> tuple[torch.Tensor, float]:
+    """Check that ``x`` is a 1D, increasing, uniform, finite grid; return it and its step."""
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=torch.get_default_dtype())
+    if not x.dtype.is_floating_point:
+        x = x.to(torch.get_default_dtype())
+    if x.ndim != 1 or x.numel() < 3:
+        raise ValueError(f"{name} must be a 1D grid with at least 3 points, got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} must be finite")
+    diffs = torch.diff(x)
+    dx = float((x[-1] - x[0]) / (x.numel() - 1))
+    if dx <= 0.0:
+        raise ValueError(f"{name} must be increasing")
+    # Round-off of the grid values themselves sets the tolerance (matters in float32).
+    tol = max(1e-6, 64 * torch.finfo(x.dtype).eps * float(x.abs().max()) / dx)
+    if float((diffs - dx).abs().max()) > tol * dx:
+        raise ValueError(f"{name} must be a uniform grid (equal spacing)")
+    return x, dx

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
-from ._checks import positive_scalar
+from ._checks import positive_int, positive_scalar, uniform_grid
 from .kac import Kac
-from .telegraph import _grid, kac_cone_quadrature
+from .telegraph import kac_cone_quadrature
 
 __all__ = [
     "CouplingFlow",
@@ -63,12 +63,6 @@ _BLOCK_ELEMENTS = 1 << 22
 
 
 # ---------------------------------------------------------------------------- validation
-def _count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _time_in(t, name: str, lo: float, hi: float, lo_open: bool, hi_open: bool) -> float:
     """``t`` as a float, or ``ValueError`` naming it unless it lies in the given interval."""
     try:
@@ -127,7 +121,7 @@ def mc_velocity_norm_sq(
     whose full norm is infinite. ``device`` is passed on to ``flow.sample`` when given (it
     must match the generator's device).
     """
-    n = _count("n", n)
+    n = positive_int("n", n)
     if n < 2:
         raise ValueError(f"n must be >= 2 to estimate a standard error, got {n}")
     if not (hasattr(flow, "sample") and hasattr(flow, "velocity")):
@@ -155,7 +149,7 @@ class CouplingFlow:
     """
 
     def __init__(self, dim: int):
-        self.dim = _count("dim", dim)
+        self.dim = positive_int("dim", dim)
 
     def __repr__(self) -> str:
         return f"CouplingFlow(dim={self.dim})"
@@ -170,7 +164,7 @@ class CouplingFlow:
     ) -> torch.Tensor:
         """``n`` draws of ``X_t = (1 - t) Z``: shape ``(n, dim)``; ``t in [0, 1]``."""
         t = _time_in(t, "t", 0.0, 1.0, False, False)
-        n = _count("n", n)
+        n = positive_int("n", n)
         z = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=device)
         return (1.0 - t) * z
 
@@ -209,7 +203,7 @@ class DiffusionFlow:
     """
 
     def __init__(self, dim: int, sigma: float = 1.0):
-        self.dim = _count("dim", dim)
+        self.dim = positive_int("dim", dim)
         self.sigma = positive_scalar("sigma", sigma)
 
     def __repr__(self) -> str:
@@ -225,7 +219,7 @@ class DiffusionFlow:
     ) -> torch.Tensor:
         """``n`` draws of ``sigma W(t) ~ N(0, sigma^2 t I_d)``: shape ``(n, dim)``; ``t >= 0``."""
         t = _time_in(t, "t", 0.0, math.inf, False, True)
-        n = _count("n", n)
+        n = positive_int("n", n)
         z = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=device)
         return self.sigma * math.sqrt(t) * z
 
@@ -258,7 +252,7 @@ class KacFlow:
         if not isinstance(kac, Kac):
             raise ValueError(f"kac must be a kacnb.Kac instance, got {type(kac).__name__}")
         self.kac = kac
-        self.dim = _count("dim", dim)
+        self.dim = positive_int("dim", dim)
 
     def __repr__(self) -> str:
         return f"KacFlow({self.kac!r}, dim={self.dim})"
@@ -273,7 +267,7 @@ class KacFlow:
     ) -> torch.Tensor:
         """``n`` exact draws of ``K(t)`` in ``dim`` dimensions: shape ``(n, dim)``; ``t >= 0``."""
         t = _time_in(t, "t", 0.0, math.inf, False, True)
-        n = _count("n", n)
+        n = positive_int("n", n)
         tt = torch.full((n,), t, dtype=dtype, device=device)
         return self.kac.sample(tt, dim=self.dim, generator=generator)
 
@@ -293,7 +287,7 @@ class KacFlow:
         At ``t = 0`` the value is the limit ``t -> 0+``, ``d c^2``.
         """
         t = _time_in(t, "t", 0.0, math.inf, False, True)
-        n_quad = _count("n_quad", n_quad)
+        n_quad = positive_int("n_quad", n_quad)
         a, c = self.kac.a, self.kac.c
         if t == 0.0:
             return self.dim * c**2
@@ -354,7 +348,7 @@ def boltzmann_1d(
     -------
     :class:`BoltzmannState` with tensors of shape ``(N,)`` and a 0-dim ``norm_sq``.
     """
-    x, _ = _grid(x_grid, "x_grid")
+    x, _ = uniform_grid(x_grid, "x_grid")
     t = _time_in(t, "t", 0.0, 1.0, False, False)
     rel_floor = positive_scalar("rel_floor", rel_floor)
     v0 = _potential_values(f0, x, "f0")
@@ -396,7 +390,7 @@ def _cumulative_trapezoid(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------- Poisson flow
 def unit_sphere_area(d: int) -> float:
     """``S_d = 2 pi^{(d+1)/2} / Gamma((d+1)/2)``, area of the unit sphere in ``R^{d+1}``."""
-    d = _count("d", d)
+    d = positive_int("d", d)
     return math.exp(math.log(2.0) + 0.5 * (d + 1) * math.log(math.pi) - math.lgamma((d + 1) / 2))
 
 
@@ -530,7 +524,7 @@ def poisson_velocity_norm_sq_1d(z: float, data, x_grid, weights=None) -> torch.T
     0-dim tensor (squared length per unit of ``z``).
     """
     z = positive_scalar("z", z)
-    x, _ = _grid(x_grid, "x_grid")
+    x, _ = uniform_grid(x_grid, "x_grid")
     field = poisson_field(x[:, None], z, data, weights)
     ex, ez = field[:, 0], field[:, 1]
     return torch.trapezoid(2.0 * ex**2 / ez, x)
@@ -573,7 +567,7 @@ def log_time_integral(
     t1 = positive_scalar("t1", t1)
     if not t1 > t0:
         raise ValueError(f"t1 must be > t0, got t0={t0!r}, t1={t1!r}")
-    nodes_per_decade = _count("nodes_per_decade", nodes_per_decade)
+    nodes_per_decade = positive_int("nodes_per_decade", nodes_per_decade)
     s0, s1 = math.log(t0), math.log(t1)
     n_panels = max(1, math.ceil((s1 - s0) / math.log(10.0) - 1e-12))
     nodes, weights = np.polynomial.legendre.leggauss(nodes_per_decade)
@@ -687,7 +681,7 @@ class BoltzmannFlow1D:
     dim = 1
 
     def __init__(self, f0: Potential, f1: Potential, x_grid: torch.Tensor, rel_floor=1e-12):
-        self.x, self.dx = _grid(x_grid, "x_grid")
+        self.x, self.dx = uniform_grid(x_grid, "x_grid")
         self.f0 = _potential_values(f0, self.x, "f0")
         self.f1 = _potential_values(f1, self.x, "f1")
         self.rel_floor = positive_scalar("rel_floor", rel_floor)
@@ -707,7 +701,7 @@ class BoltzmannFlow1D:
     def peak_norm_sq(self, n_times: int = 41) -> tuple[float, float]:
         """``(t*, max_t ||v_t||^2)`` over ``[0, 1]``: best of ``n_times`` equispaced times,
         refined by a bounded scalar search between its neighbours."""
-        n_times = _count("n_times", n_times)
+        n_times = positive_int("n_times", n_times)
         if n_times < 3:
             raise ValueError(f"n_times must be >= 3, got {n_times}")
         times = np.linspace(0.0, 1.0, n_times)
@@ -736,7 +730,7 @@ class BoltzmannFlow1D:
 
         ``dtype``/``device`` default to the grid's; the generator must live on that device.
         """
-        n = _count("n", n)
+        n = positive_int("n", n)
         p = self.state(t).density
         x = self.x
         cdf = _cumulative_trapezoid(p, x)
@@ -817,7 +811,7 @@ class PoissonFlow:
     ) -> torch.Tensor:
         """``n`` exact draws of ``mu_z``: shape ``(n, dim)``; ``z > 0``."""
         z = positive_scalar("z", z)
-        n = _count("n", n)
+        n = positive_int("n", n)
         w = self.weights.to(dtype=dtype, device=device)
         index = torch.multinomial(w, n, replacement=True, generator=generator)
         gauss = torch.randn(n, self.dim + 1, generator=generator, dtype=dtype, device=device)

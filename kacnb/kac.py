@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._checks import as_tensors, check_not_nan, check_times, positive_scalar
+from ._checks import as_tensors, check_not_nan, check_times, positive_int, positive_scalar
 
 __all__ = [
     "Kac",
@@ -317,7 +317,7 @@ class Kac:
         """Exact draw of ``K(t)`` (Poisson-Beta construction): shape ``t.shape + (dim,)``."""
         (t,) = as_tensors(t)
         check_times(t)
-        _check_count("dim", dim)
+        positive_int("dim", dim)
         return kac_sample(t, self.a, self.c, dim=dim, generator=generator)
 
     def paths(
@@ -332,8 +332,8 @@ class Kac:
         check_times(times, "times")
         if times.ndim != 1:
             raise ValueError(f"times must be one-dimensional, got shape {tuple(times.shape)}")
-        _check_count("n", n)
-        _check_count("dim", dim)
+        positive_int("n", n)
+        positive_int("dim", dim)
         return kac_paths(times, n, self.a, self.c, dim=dim, generator=generator)
 
     def _tx(self, t, x):
@@ -341,11 +341,6 @@ class Kac:
         check_times(t)
         check_not_nan(x, "x")
         return t, x
-
-
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 # ---------------------------------------------------------------------------- mean reversion
@@ -429,12 +424,12 @@ class KacTableSampler:
 
         self.kac = kac
         self.t_max = positive_scalar("t_max", t_max)
-        _check_count("n_times", n_times)
-        _check_count("n_levels", n_levels)
+        positive_int("n_times", n_times)
+        positive_int("n_levels", n_levels)
         if n_times < 2 or n_levels < 2:
             raise ValueError("n_times and n_levels must be >= 2")
         n_grid = n_levels if n_grid is None else n_grid
-        _check_count("n_grid", n_grid)
+        positive_int("n_grid", n_grid)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
         start = time.perf_counter()
@@ -477,7 +472,7 @@ class KacTableSampler:
         check_times(t)
         if bool((t > self.t_max).any()):
             raise ValueError(f"t must be <= t_max = {self.t_max:g} for this table")
-        _check_count("dim", dim)
+        positive_int("dim", dim)
         a, c = self.kac.a, self.kac.c
         tt = t.unsqueeze(-1).expand(*t.shape, dim)
         shape = tt.shape

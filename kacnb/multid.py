@@ -44,15 +44,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._checks import positive_scalar
+from ._checks import nonnegative_time, positive_int, positive_scalar, uniform_grid
 from .kac import kac_velocity
 from .telegraph import (
-    _count,
     _evaluate,
-    _grid,
     _points,
     _quadrature_convolution,
-    _time,
     convolved_density,
     heat_density,
     kac_cone_quadrature,
@@ -107,7 +104,7 @@ def _as_factors(u: torch.Tensor, x: torch.Tensor, dim: int | None, name: str) ->
     if u.ndim == 1:
         if dim is None:
             raise ValueError(f"{name} is one 1D factor: pass dim (the number of copies)")
-        u = u.unsqueeze(0).expand(_count("dim", dim), -1)
+        u = u.unsqueeze(0).expand(positive_int("dim", dim), -1)
     elif u.ndim != 2 or (dim is not None and u.shape[0] != dim):
         raise ValueError(f"{name} must have shape (N,) or (d, N), got {tuple(u.shape)}")
     if u.shape[-1] != x.numel():
@@ -129,7 +126,7 @@ def product_l2_distance(
     rule, so the result equals the d-dimensional tensor trapezoid rule on the grid ``x^d``
     (up to round-off). Units: density units times ``length^(d/2)``. A 0-dim tensor.
     """
-    x, _ = _grid(x)
+    x, _ = uniform_grid(x)
     u = _as_factors(u, x, dim, "u")
     h = _as_factors(h, x, dim, "h")
     if u.shape[0] != h.shape[0]:
@@ -155,7 +152,7 @@ def product_velocity_norm_sq(u: torch.Tensor, flux: torch.Tensor, x: torch.Tenso
     on the uniform grid ``x``. Points where ``u_i`` underflows (below ``1e-300``) are
     skipped; there ``J_i^2 / u_i <= c^2 u_i`` is negligible. Units: (space/time)^2.
     """
-    x, _ = _grid(x)
+    x, _ = uniform_grid(x)
     if u.ndim != 2 or flux.shape != u.shape or u.shape[-1] != x.numel():
         raise ValueError("u and flux must both have shape (d, N) on the grid x")
     ok = u > 1e-300
@@ -182,11 +179,11 @@ def convolved_velocity_norm_sq(
     ``|x| <= min(c t, 12 sigma sqrt(t)) + 8 width`` with step ``width / 8``, the node
     spacing of the quadrature stays below ``width / 4``. Units: (space/time)^2.
     """
-    t = _time(t)
+    t = nonnegative_time(t)
     a = positive_scalar("a", a)
     c = positive_scalar("c", c)
     width = positive_scalar("width", width)
-    dim = _count("dim", dim)
+    dim = positive_int("dim", dim)
     if t == 0.0:
         return 0.0
     half = min(c * t, 12.0 * c * math.sqrt(t / a)) + 8.0 * width
@@ -215,10 +212,10 @@ def convolved_flux(
     Shape of ``x``; ``J = 0`` at ``t = 0``.
     """
     x = _points(x)
-    t = _time(t)
+    t = nonnegative_time(t)
     a = positive_scalar("a", a)
     c = positive_scalar("c", c)
-    n_quad = _count("n_quad", n_quad)
+    n_quad = positive_int("n_quad", n_quad)
     if t == 0.0:
         _evaluate(f0, x)
         return torch.zeros_like(x)
@@ -365,13 +362,13 @@ def telegraph_heat_l2(
     a = positive_scalar("a", a)
     c = positive_scalar("c", c)
     width = positive_scalar("width", width)
-    points_per_width = _count("points_per_width", points_per_width)
-    dims = [_count("dim", d) for d in dims]
+    points_per_width = positive_int("points_per_width", points_per_width)
+    dims = [positive_int("dim", d) for d in dims]
     sigma = c / math.sqrt(a)
     dist = torch.empty(len(times), len(dims), dtype=torch.float64)
     norm = torch.empty_like(dist)
     for i, t in enumerate(times):
-        t = _time(t, "times")
+        t = nonnegative_time(t, "times")
         spread = math.sqrt(width**2 + sigma**2 * t)
         half = 12.0 * spread
         # Finest feature of the densities: width while the atoms (mass exp(-a t)) or the
@@ -417,7 +414,7 @@ def gaussian_telegraph_heat_l2_leading(t, a: float, c: float, s0: float, dim: in
     s0 = float(s0)
     if not math.isfinite(s0) or s0 < 0:
         raise ValueError(f"s0 must be a finite number >= 0, got {s0!r}")
-    dim = _count("dim", dim)
+    dim = positive_int("dim", dim)
     t = torch.as_tensor(t, dtype=torch.float64)
     sig2 = c * c / a
     s = s0**2 + sig2 * t
@@ -528,7 +525,7 @@ def smiley_cloud(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     ``(0.35, 0.35)`` (a tenth each); the mouth, an arc of radius 0.55 around 0 from 200 to
     340 degrees (the rest). All points lie in the closed unit disk.
     """
-    n = _count("n", n)
+    n = positive_int("n", n)
     if n < 10:
         raise ValueError(f"n must be >= 10, got {n}")
     n_face, n_eye = n // 2, n // 10
@@ -571,8 +568,8 @@ def brownian_paths(
     steps = torch.diff(times, prepend=torch.zeros(1, dtype=times.dtype, device=times.device))
     if bool((steps < 0).any()):
         raise ValueError("times must be increasing and >= 0")
-    n = _count("n", n)
-    dim = _count("dim", dim)
+    n = positive_int("n", n)
+    dim = positive_int("dim", dim)
     sigma = positive_scalar("sigma", sigma)
     z = torch.randn(
         times.numel(), n, dim, dtype=times.dtype, device=times.device, generator=generator

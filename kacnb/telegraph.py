@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ._checks import check_not_nan, positive_scalar
+from ._checks import check_not_nan, nonnegative_time, positive_int, positive_scalar, uniform_grid
 from .kac import _WINDOW_SIGMAS, _gauss_legendre, kac_density
 
 __all__ = [
@@ -52,43 +52,6 @@ _HEAT_SIGMAS = 10.0
 
 
 # ---------------------------------------------------------------------------- validation
-def _grid(x, name: str = "x") -> tuple[torch.Tensor, float]:
-    """Check that ``x`` is a 1D, increasing, uniform, finite grid; return it and its step."""
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x, dtype=torch.get_default_dtype())
-    if not x.dtype.is_floating_point:
-        x = x.to(torch.get_default_dtype())
-    if x.ndim != 1 or x.numel() < 3:
-        raise ValueError(f"{name} must be a 1D grid with at least 3 points, got {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} must be finite")
-    diffs = torch.diff(x)
-    dx = float((x[-1] - x[0]) / (x.numel() - 1))
-    if dx <= 0.0:
-        raise ValueError(f"{name} must be increasing")
-    # Round-off of the grid values themselves sets the tolerance (matters in float32).
-    tol = max(1e-6, 64 * torch.finfo(x.dtype).eps * float(x.abs().max()) / dx)
-    if float((diffs - dx).abs().max()) > tol * dx:
-        raise ValueError(f"{name} must be a uniform grid (equal spacing)")
-    return x, dx
-
-
-def _time(t, name: str = "t") -> float:
-    try:
-        v = float(t)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number >= 0, got {t!r}") from None
-    if not math.isfinite(v) or v < 0.0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {t!r}")
-    return v
-
-
-def _count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _evaluate(f0: Density, points: torch.Tensor, name: str = "f0") -> torch.Tensor:
     """Call the density ``f0`` and check that it returned finite values of the right shape."""
     if not callable(f0):
@@ -107,7 +70,7 @@ def _evaluate(f0: Density, points: torch.Tensor, name: str = "f0") -> torch.Tens
 # ---------------------------------------------------------------------------- distances
 def l1_distance(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``integral |u - v| dx`` on the uniform grid ``x`` (trapezoid rule); a 0-dim tensor."""
-    x, _ = _grid(x)
+    x, _ = uniform_grid(x)
     if u.shape[-1] != x.numel() or v.shape[-1] != x.numel():
         raise ValueError("u and v must have the grid size of x in their last dimension")
     return torch.trapezoid((u - v).abs(), x)
@@ -115,7 +78,7 @@ def l1_distance(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tens
 
 def l2_distance(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``(integral (u - v)^2 dx)^(1/2)`` on the uniform grid ``x`` (trapezoid rule)."""
-    x, _ = _grid(x)
+    x, _ = uniform_grid(x)
     if u.shape[-1] != x.numel() or v.shape[-1] != x.numel():
         raise ValueError("u and v must have the grid size of x in their last dimension")
     return torch.sqrt(torch.trapezoid((u - v) ** 2, x))
@@ -171,10 +134,10 @@ def solve_telegraph(
     ``u(t_final, x)`` of shape (N,), or, if ``times`` is given, the pair
     ``(u(t_final, x), snapshots)`` with ``snapshots`` of shape ``(len(times), N)``.
     """
-    x, dx = _grid(x)
+    x, dx = uniform_grid(x)
     a = positive_scalar("a", a)
     c = positive_scalar("c", c)
-    t_final = _time(t_final, "t_final")
+    t_final = nonnegative_time(t_final, "t_final")
     cfl = positive_scalar("cfl", cfl)
     if cfl > 1.0:
         raise ValueError(f"cfl must be in (0, 1] for stability, got {cfl!r}")
@@ -192,7 +155,7 @@ def solve_telegraph(
         # carries a weakly damped spurious mode oscillating in sign from step to step.
         n_steps = max(1, math.ceil(c * t_final / (cfl * dx)), math.ceil(2.0 * a * t_final))
     else:
-        n_steps = _count("n_steps", n_steps)
+        n_steps = positive_int("n_steps", n_steps)
     dt = t_final / n_steps
     courant = c * dt / dx
     if courant > 1.0 + 1e-12:
@@ -338,10 +301,10 @@ def convolved_density(
     Tensor of the shape of ``x``: density per unit of ``x``.
     """
     x = _points(x)
-    t = _time(t)
+    t = nonnegative_time(t)
     a = positive_scalar("a", a)
     c = positive_scalar("c", c)
-    n_quad = _count("n_quad", n_quad)
+    n_quad = positive_int("n_quad", n_quad)
     if t == 0.0:
         return _evaluate(f0, x)
     ct = c * t
@@ -362,9 +325,9 @@ def heat_density(
     :func:`convolved_density`.
     """
     x = _points(x)
-    t = _time(t)
+    t = nonnegative_time(t)
     sigma = positive_scalar("sigma", sigma)
-    n_quad = _count("n_quad", n_quad)
+    n_quad = positive_int("n_quad", n_quad)
     if t == 0.0:
         return _evaluate(f0, x)
     lo = torch.tensor(-_HEAT_SIGMAS, dtype=x.dtype, device=x.device)
@@ -454,7 +417,7 @@ class GaussianMixture1D:
         device: torch.device | str | None = None,
     ) -> torch.Tensor:
         """``n`` i.i.d. draws, shape ``(n,)``: a component ``k ~ w``, then ``N(m_k, s_k^2)``."""
-        n = _count("n", n)
+        n = positive_int("n", n)
         device = torch.device(device) if device is not None else torch.device("cpu")
         w = torch.tensor(self.weights, dtype=torch.float64, device=device)
         k = torch.multinomial(w, n, replacement=True, generator=generator)

@@ -6,13 +6,18 @@ Every notebook starts with::
     cfg = runtime.pick(profile, SETTINGS)
 
 ``setup`` validates the profile and device (``"auto"`` -> CUDA when available), seeds Python,
-NumPy and torch, fixes torch to one thread for the ``smoke`` profile (bit-reproducible CPU
-results for the regression test), applies the figure style and prints one line recording the
-set-up, so an executed notebook says how it was run.
+NumPy and torch, sets torch's CPU thread count, applies the figure style and prints one line
+recording the set-up, so an executed notebook says how it was run.
+
+Threads: ``KACNB_THREADS`` (a positive integer) sets the count for every profile; without
+it the ``smoke`` profile uses one thread (the regression references are made that way, and
+the CI regression run repeats them with 2 threads and a different CPU kernel set to show
+that the comparison does not depend on it) and the other profiles keep torch's default.
 """
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,6 +86,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def thread_count(profile: str) -> int | None:
+    """CPU threads for ``profile``: ``$KACNB_THREADS``, else 1 for smoke, else None (default)."""
+    text = os.environ.get("KACNB_THREADS", "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"KACNB_THREADS must be a positive integer, got {text!r}")
+        return int(text)
+    return 1 if profile == "smoke" else None
+
+
 def setup(profile: str, device: str | torch.device = "auto", seed: int = 0) -> Runtime:
     """Validate and apply the run settings of a notebook; see the module docstring."""
     check_profile(profile)
@@ -89,8 +104,9 @@ def setup(profile: str, device: str | torch.device = "auto", seed: int = 0) -> R
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global RNG, for notebook code
     torch.manual_seed(seed)  # seeds every CUDA device too
-    if profile == "smoke":
-        torch.set_num_threads(1)
+    threads = thread_count(profile)
+    if threads is not None:
+        torch.set_num_threads(threads)
     use_style()
     generator = torch.Generator(device=dev)
     generator.manual_seed(seed)

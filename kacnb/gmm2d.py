@@ -53,6 +53,7 @@ __all__ = [
     "checkpoint_file",
     "default_checkpoint_dir",
     "train_model",
+    "train_models",
     "log_time_grid",
     "speed_along",
     "sample_quality",
@@ -286,6 +287,114 @@ def train_model(
         best.load_state_dict(result.best_state)
     best.eval().requires_grad_(False)
     return Trained(spec=spec, model=best, result=result, seconds=seconds, settings=settings)
+
+
+def train_models(
+    specs: Sequence[ModelSpec],
+    steps,
+    device=None,
+    gmm: GaussianMixture | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    lr: float = 5e-4,
+    grad_clip: float | None = 1.0,
+    ema_decay: float | None = None,
+    eval_every: int | None = None,
+    n_val: int = 1000,
+    width: int = 256,
+    depth: int = 3,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool = True,
+) -> dict[str, Trained]:
+    """Train the models of ``specs`` together as one ensemble; ``{spec.key: Trained}``.
+
+    The arguments are those of :func:`train_model`, and ``steps`` may also be a mapping
+    ``{spec.key: steps}``. One stacked training step (:class:`kacnb.ensemble.Ensemble`,
+    batched matmuls) advances every model that has steps left; each model keeps its own
+    path, generator seeded with ``seed``, gradient clipping, EMA, NLL validation and
+    checkpoint file, so each result is what its :func:`train_model` call gives, to float
+    rounding of the batched matmuls (CFM loss [97]). The checkpoint files are the ones
+    :func:`train_model` uses, so either function resumes the other's runs. ``seconds`` of
+    every result is the wall time of the whole ensemble call.
+    """
+    from collections.abc import Mapping
+
+    from .ensemble import Ensemble, Member
+
+    specs = list(specs)
+    keys = [s.key for s in specs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"spec keys must be distinct, got {keys}")
+    gmm = gmm if gmm is not None else grid_mixture()
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    dim = gmm.means.shape[1]
+    members, all_settings = [], []
+    for spec in specs:
+        n_steps = steps[spec.key] if isinstance(steps, Mapping) else steps
+        # the settings of train_model, hence its checkpoint file
+        settings = {
+            "key": spec.key,
+            "path": repr(spec.path),
+            "steps": n_steps,
+            "seed": seed,
+            "batch_size": batch_size,
+            "lr": lr,
+            "grad_clip": grad_clip,
+            "ema_decay": ema_decay,
+            "eval_every": eval_every,
+            "n_val": n_val,
+            "width": width,
+            "depth": depth,
+            "rtol": rtol,
+            "atol": atol,
+        }
+        ckpt, every = None, None
+        if checkpoint_dir is not None:
+            ckpt = checkpoint_file(checkpoint_dir, spec.key, settings)
+            every = checkpoint_every or eval_every or n_steps
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = MLP(dim=dim, width=width, depth=depth).to(device)
+        config = TrainConfig(
+            steps=n_steps,
+            batch_size=batch_size,
+            lr=lr,
+            grad_clip=grad_clip,
+            ema_decay=ema_decay,
+            eval_every=eval_every,
+            checkpoint_every=every,
+            checkpoint_path=ckpt,
+            seed=seed,
+            progress=progress,
+            desc=spec.label,
+        )
+        validate = nll_validator(spec.path, gmm, n_val, device=device, rtol=rtol, atol=atol)
+        members.append(
+            Member(
+                model,
+                spec.path,
+                mixture_data(gmm, device),
+                config,
+                validate if eval_every else None,
+            )
+        )
+        all_settings.append(settings)
+    start = time.perf_counter()
+    results = train(Ensemble(members), device=device)
+    seconds = time.perf_counter() - start
+    out = {}
+    for spec, result, settings in zip(specs, results, all_settings, strict=True):
+        best = copy.deepcopy(result.eval_model())
+        if result.best_state is not None:
+            best.load_state_dict(result.best_state)
+        best.eval().requires_grad_(False)
+        out[spec.key] = Trained(
+            spec=spec, model=best, result=result, seconds=seconds, settings=settings
+        )
+    return out
 
 
 def log_time_grid(path, n: int, t_floor: float = 1e-4) -> torch.Tensor:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-__all__ = ["MLP", "UNet", "ResBlock", "sinusoidal_embedding"]
+__all__ = ["MLP", "StackedLinear", "StackedMLP", "UNet", "ResBlock", "sinusoidal_embedding"]
 
 
 class MLP(nn.Module):
@@ -28,6 +30,119 @@ class MLP(nn.Module):
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([x, t.reshape(-1, 1).to(x.dtype)], dim=1))
+
+
+class StackedLinear(nn.Module):
+    """``K`` independent affine maps applied with one batched matmul (``torch.baddbmm``).
+
+    ``weight`` (K, out, in) and ``bias`` (K, out) keep the :class:`torch.nn.Linear` layout,
+    so ``weight[k]``, ``bias[k]`` are model ``k``'s ``nn.Linear`` parameters.
+    ``forward(h)``: (K, B, in) -> (K, B, out), ``h[k] @ weight[k].T + bias[k]`` for each k.
+    """
+
+    def __init__(self, n_models: int, n_in: int, n_out: int, *, init: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_models, n_out, n_in))
+        self.bias = nn.Parameter(torch.empty(n_models, n_out))
+        if init:  # per model as nn.Linear.reset_parameters: U(-1/sqrt(in), 1/sqrt(in))
+            bound = 1.0 / math.sqrt(n_in)
+            with torch.no_grad():
+                for k in range(n_models):
+                    nn.init.kaiming_uniform_(self.weight[k], a=math.sqrt(5))
+                    self.bias[k].uniform_(-bound, bound)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), h, self.weight.transpose(1, 2))
+
+
+class StackedMLP(nn.Module):
+    """``K`` :class:`MLP` of one architecture, weights stacked along a leading model axis.
+
+    Model ``k`` computes exactly what ``MLP(dim, width, depth)`` with the weights
+    ``layers[i].weight[k]``, ``layers[i].bias[k]`` computes, but all ``K`` models advance in
+    one batched matmul per layer (:class:`StackedLinear`). ``forward(t, x)`` takes times
+    (K, B) and points (K, B, dim) (row ``k`` is model ``k``'s batch) and returns the
+    velocities (K, B, dim).
+
+    ``parameters()`` come in the order of a single :class:`MLP`'s (weight, bias per layer),
+    so index ``i`` of an optimiser state refers to the same tensor in both. Build from
+    trained or freshly initialised models with :meth:`from_mlps` and go back with
+    :meth:`member_state_dict` / :meth:`to_mlps`.
+    """
+
+    def __init__(
+        self, n_models: int, dim: int = 2, width: int = 256, depth: int = 3, *, init: bool = True
+    ):
+        super().__init__()
+        if n_models < 1:
+            raise ValueError(f"n_models must be >= 1, got {n_models!r}")
+        self.n_models, self.dim, self.width, self.depth = n_models, dim, width, depth
+        sizes = [dim + 1] + [width] * depth + [dim]
+        self.layers = nn.ModuleList(
+            StackedLinear(n_models, sizes[i], sizes[i + 1], init=init)
+            for i in range(len(sizes) - 1)
+        )
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([x, t.unsqueeze(-1).to(x.dtype)], dim=-1)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < last:
+                h = torch.relu(h)
+        return h
+
+    @staticmethod
+    def architecture(model: MLP) -> tuple[int, int, int]:
+        """``(dim, width, depth)`` of an :class:`MLP`, read from its layers."""
+        linears = [m for m in model.net if isinstance(m, nn.Linear)]
+        return linears[-1].out_features, linears[0].out_features, len(linears) - 1
+
+    @classmethod
+    def from_mlps(cls, models: list[MLP]) -> StackedMLP:
+        """Stack (copy) the weights of ``models``, all of one architecture, on their device."""
+        models = list(models)
+        if not models:
+            raise ValueError("from_mlps needs at least one model")
+        arch = {cls.architecture(m) for m in models}
+        if len(arch) != 1:
+            raise ValueError(f"models of one architecture (dim, width, depth) needed, got {arch}")
+        dim, width, depth = arch.pop()
+        ref = next(models[0].parameters())
+        stacked = cls(len(models), dim, width, depth, init=False).to(ref.device, ref.dtype)
+        for k, m in enumerate(models):
+            stacked.load_member_state_dict(k, m.state_dict())
+        return stacked
+
+    def _keys(self) -> list[tuple[str, str]]:
+        # MLP.net alternates Linear and ReLU: layer i is net.{2 i}
+        return [(f"net.{2 * i}.weight", f"net.{2 * i}.bias") for i in range(len(self.layers))]
+
+    def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        """Model ``k`` as an :class:`MLP` ``state_dict`` (detached copies)."""
+        out = {}
+        for layer, (wk, bk) in zip(self.layers, self._keys(), strict=True):
+            out[wk] = layer.weight[k].detach().clone()
+            out[bk] = layer.bias[k].detach().clone()
+        return out
+
+    @torch.no_grad()
+    def load_member_state_dict(self, k: int, state: dict[str, torch.Tensor]) -> None:
+        """Copy an :class:`MLP` ``state_dict`` into slot ``k``."""
+        for layer, (wk, bk) in zip(self.layers, self._keys(), strict=True):
+            layer.weight[k].copy_(state[wk])
+            layer.bias[k].copy_(state[bk])
+
+    def to_mlps(self) -> list[MLP]:
+        """``K`` separate :class:`MLP` with copies of the weights (uses the global RNG to build
+        the layers before overwriting them; fork it around the call to keep it untouched)."""
+        ref = self.layers[0].weight
+        out = []
+        for k in range(self.n_models):
+            m = MLP(self.dim, self.width, self.depth).to(ref.device, ref.dtype)
+            m.load_state_dict(self.member_state_dict(k))
+            out.append(m)
+        return out
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:

@@ -25,7 +25,7 @@ __all__ = ["VERDICTS", "row", "print_verdicts", "parse_verdicts", "write_metrics
 
 #: The words a verdict may take: a claim of the paper is "reproduced" or "differs".
 VERDICTS = ("reproduced", "differs")
-_SEP = " | "
+_SEP = " │ "  # a box-drawing bar: "|" and " | " occur in claims (|v|, E[X | Y])
 
 
 def row(claim: str, measured: str, threshold: str, ok: bool) -> dict:
@@ -39,12 +39,12 @@ def row(claim: str, measured: str, threshold: str, ok: bool) -> dict:
 
 
 def print_verdicts(rows: Iterable[Mapping]) -> None:
-    """Print ``verdict | claim | measured | threshold``, one line per row, and a count."""
+    """Print ``verdict │ claim │ measured │ threshold``, one line per row, and a count."""
     rows = list(rows)
     for r in rows:
         for key in ("claim", "measured", "threshold"):
-            if _SEP.strip() in str(r[key]):
-                raise ValueError(f"'|' is reserved as the column separator: {key} = {r[key]!r}")
+            if _SEP in str(r[key]):
+                raise ValueError(f"'{_SEP}' is reserved as the column separator: {key} = {r[key]!r}")
         if r["verdict"] not in VERDICTS:
             raise ValueError(f"unknown verdict {r['verdict']!r}; use one of {VERDICTS}")
     wc = max((len(r["claim"]) for r in rows), default=5)
@@ -61,7 +61,7 @@ def parse_verdicts(text: str) -> list[dict]:
     """The rows of a table printed by :func:`print_verdicts` (whitespace stripped)."""
     out = []
     for line in text.splitlines():
-        parts = [p.strip() for p in line.split(_SEP.strip())]
+        parts = [p.strip() for p in line.split(_SEP)]
         if len(parts) == 4 and parts[0] in VERDICTS:
             out.append(dict(zip(("verdict", "claim", "measured", "threshold"), parts, strict=True)))
     return out

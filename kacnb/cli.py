@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import math
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from .registry import NOTEBOOKS, NotebookSpec, Registry, UnknownNotebookError
 __all__ = ["main", "build_parser"]
 
 PROG = "kacnb"
+#: Exit status of ``kacnb run --time-limit`` when training stopped at the limit.
+EXIT_TIME_LIMIT = 3
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -26,6 +30,16 @@ def _param(text: str) -> tuple[str, object]:
     except (ValueError, SyntaxError):
         parsed = value
     return name, parsed
+
+
+def _time_limit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument(
         "--timeout", type=float, default=None, metavar="S", help="per-cell timeout in seconds"
+    )
+    p_run.add_argument(
+        "--time-limit",
+        type=_time_limit,
+        default=None,
+        metavar="S",
+        help="stop training cleanly after S seconds of this command (checkpoints written, "
+        "nothing published, exit status 3); the same command again continues",
     )
     p_run.add_argument(
         "--log-output", action="store_true", help="echo the cells' outputs to the terminal"
@@ -193,9 +215,11 @@ def _bar(specs, disable: bool):
 def cmd_run(args, entries) -> int:
     from tqdm import tqdm
 
-    from .runner import RESERVED_PARAMETERS, NotebookFailed, run_notebook
+    from .runner import RESERVED_PARAMETERS, NotebookFailed, TimeLimitStopped, run_notebook
     from .runtime import resolve_device
 
+    started = time.time()
+    deadline = started + args.time_limit if args.time_limit is not None else None
     reg = _registry(args, entries)
     extra = dict(args.param)
     clash = sorted(set(extra) & set(RESERVED_PARAMETERS))
@@ -209,9 +233,10 @@ def cmd_run(args, entries) -> int:
     if args.log_output:
         logging.basicConfig(format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
+    limit = f" time limit {args.time_limit:g} s" if deadline is not None else ""
     print(
         f"{PROG}: running {len(specs)} notebook(s): profile={args.profile} device={device} "
-        f"seed={args.seed} figures -> {figures_dir}",
+        f"seed={args.seed}{limit} figures -> {figures_dir}",
         file=sys.stderr,
     )
     bar = _bar(specs, args.no_progress)
@@ -231,7 +256,17 @@ def cmd_run(args, entries) -> int:
                 log_output=args.log_output,
                 timeout=args.timeout,
                 extra_parameters=extra,
+                deadline=deadline,
             )
+        except TimeLimitStopped as exc:
+            bar.close()
+            elapsed = time.time() - started
+            print(
+                f"{PROG}: stopped at the time limit after {elapsed:.0f} s in {exc.stem} (not "
+                f"published); run the same command again to continue ({exc.detail})",
+                file=sys.stderr,
+            )
+            return EXIT_TIME_LIMIT
         except NotebookFailed as exc:
             bar.close()
             print(f"{PROG}: FAILED: {exc}", file=sys.stderr)
@@ -275,7 +310,8 @@ def cmd_golden(args, entries) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, entries: Iterable[NotebookSpec] = NOTEBOOKS) -> int:
-    """Entry point; returns the exit status (0 ok, 1 a notebook failed, 2 bad usage).
+    """Entry point; returns the exit status (0 ok, 1 a notebook failed, 2 bad usage,
+    3 stopped at ``--time-limit``, 130 interrupted).
 
     ``entries`` replaces the registered notebooks (for tests).
     """

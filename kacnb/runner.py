@@ -12,6 +12,13 @@ reads it with jupytext, executes it with papermill (parameters ``profile``, ``de
 
 Each successful run writes a JSON record ``<figures_dir>/runs/<stem>.json``.
 
+**Time limit.** With a ``deadline`` (absolute UNIX time, ``kacnb run --time-limit``) the
+kernel gets it in the environment variable ``KACNB_DEADLINE``; training stops there with
+:class:`kacnb.train.TimeLimitReached` after writing its checkpoints. Such a run executes
+into a temporary directory (notebook and figures) and publishes only when it completes, so
+a stopped run leaves the published notebook and figures as they were
+(:class:`TimeLimitStopped`); running it again resumes the training from the checkpoints.
+
 :func:`make_golden` writes the smoke-profile reference notebook ``tests/golden/<stem>.ipynb``
 used by the nbval regression test; it keeps the injected-parameters cell (nbval re-executes
 it as stored).
@@ -45,6 +52,7 @@ __all__ = [
     "GOLDEN_PARAMETERS",
     "RESERVED_PARAMETERS",
     "NotebookFailed",
+    "TimeLimitStopped",
     "RunResult",
     "clean_notebook",
     "to_percent",
@@ -116,6 +124,26 @@ class NotebookFailed(RuntimeError):
             shown = f" (In [{self.exec_count}])" if self.exec_count else ""
             text += f"\n  partial notebook with the traceback{shown} kept at {self.partial}"
         return text
+
+
+class TimeLimitStopped(Exception):
+    """A notebook's training stopped at the deadline (``TimeLimitReached`` in the kernel).
+
+    Nothing was published; ``elapsed`` is the wall time of the notebook in seconds and
+    ``detail`` the message of the kernel's exception.
+    """
+
+    def __init__(self, stem: str, elapsed: float, detail: str) -> None:
+        self.stem, self.elapsed, self.detail = stem, elapsed, detail
+        super().__init__(
+            f"notebook {stem} stopped at the time limit after {elapsed:.0f} s ({detail})"
+        )
+
+
+#: Name of the exception the training loop raises at the deadline (kacnb.train).
+TIME_LIMIT_ENAME = "TimeLimitReached"
+#: Environment variable through which the kernel gets the deadline (kacnb.train.DEADLINE_ENV).
+DEADLINE_ENV = "KACNB_DEADLINE"
 
 
 @dataclass
@@ -476,6 +504,56 @@ def _execute(
         raise _failure(exc, spec, source, src_nb, src_text, param_at + 1, partial) from exc
 
 
+def _execute_staged(
+    spec: NotebookSpec,
+    source: Path,
+    output: Path,
+    parameters: dict,
+    figures_dir: Path,
+    deadline: float,
+    *,
+    progress_bar: bool,
+    log_output: bool,
+    timeout: float | None,
+) -> nbformat.NotebookNode:
+    """:func:`_execute` under a deadline, into a temporary directory.
+
+    The kernel gets ``KACNB_DEADLINE``; the notebook and its figures go to a staging
+    directory, and the figures are moved to ``figures_dir`` only when the notebook completes.
+    Training stopped at the deadline raises :class:`TimeLimitStopped` and leaves nothing
+    behind; another failure keeps the partial notebook in the staging directory.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f"kacnb-{spec.stem}-"))
+    staged_figures = staging / "figures"
+    params = {**parameters, "figures_dir": str(staged_figures)}
+    t0 = time.perf_counter()
+    try:
+        with _environ(**{DEADLINE_ENV: repr(float(deadline))}):
+            executed = _execute(
+                spec,
+                source,
+                staging / output.name,
+                params,
+                cwd=source.parent,
+                progress_bar=progress_bar,
+                log_output=log_output,
+                timeout=timeout,
+            )
+    except NotebookFailed as exc:
+        if exc.ename != TIME_LIMIT_ENAME:
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        raise TimeLimitStopped(spec.stem, time.perf_counter() - t0, exc.evalue) from exc
+    if staged_figures.is_dir():
+        for path in sorted(staged_figures.rglob("*")):
+            if path.is_file():
+                target = figures_dir / path.relative_to(staged_figures)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), str(target))
+    shutil.rmtree(staging, ignore_errors=True)
+    return executed
+
+
 def _figures_since(figures_dir: Path, start: float, spec: NotebookSpec) -> list[str]:
     """The notebook's own figure files (registry stems or its ``nbNN_`` prefix) written
     since ``start``; other notebooks running into the same folder are not counted."""
@@ -506,13 +584,15 @@ def run_notebook(
     timeout: float | None = None,
     extra_parameters: Mapping[str, object] | None = None,
     write_record: bool = True,
+    deadline: float | None = None,
 ) -> RunResult:
     """Execute one notebook and publish it; see the module docstring.
 
     ``device`` may be ``"auto"``: it is resolved here and the concrete device (``"cpu"`` or
     ``"cuda"``) is passed to the notebook and recorded.  ``output`` defaults to
     ``<stem>.ipynb`` next to the source.  Raises :class:`NotebookFailed` on failure (the
-    partial output notebook is kept, not cleaned).
+    partial output notebook is kept, not cleaned).  ``deadline`` (absolute UNIX time, s):
+    see the module docstring; raises :class:`TimeLimitStopped` when training stopped there.
     """
     from .runtime import check_profile, resolve_device
 
@@ -536,16 +616,29 @@ def run_notebook(
     started = _dt.datetime.now(_dt.timezone.utc)
     start_wall = time.time()
     t0 = time.perf_counter()
-    executed = _execute(
-        spec,
-        source,
-        output,
-        parameters,
-        cwd=source.parent,
-        progress_bar=progress_bar,
-        log_output=log_output,
-        timeout=timeout,
-    )
+    if deadline is None:
+        executed = _execute(
+            spec,
+            source,
+            output,
+            parameters,
+            cwd=source.parent,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            timeout=timeout,
+        )
+    else:
+        executed = _execute_staged(
+            spec,
+            source,
+            output,
+            parameters,
+            figures_dir,
+            deadline,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            timeout=timeout,
+        )
     wall = time.perf_counter() - t0
     published = clean_notebook(executed, keep_injected=False)
     _write(published, output)

@@ -13,6 +13,9 @@ until a validation or the end.
 architecture advanced by one stacked step (:class:`~kacnb.models.StackedMLP`), each with
 its own path, generator, clipping, EMA, validation and checkpoint file, as if trained alone.
 
+Runs with a ``checkpoint_path`` are saved every ``checkpoint_every`` steps, when they finish
+and at the deadline.
+
 **Time limit.** With a deadline (``TrainConfig.deadline``, else the environment variable
 ``KACNB_DEADLINE``; an absolute UNIX time in seconds, which ``kacnb run --time-limit`` sets
 for the notebook kernel), training stops at the first step past it, writes the checkpoints
@@ -470,6 +473,9 @@ def _train_runs(runs: list[_Run], device: torch.device, desc: str, progress: boo
                 bar.close()
                 raise _stop(runs, group, job)
         job.flush()
+        for j, run in enumerate(group):  # a finished run is saved whatever checkpoint_every
+            if run.ckpt is not None and run.step >= run.config.steps and run.step > run.saved:
+                _save(run, job.member_state(j))
         job.release()
     bar.close()
 

@@ -453,3 +453,66 @@ def test_save_figure(tmp_path):
                 plotting.save_figure(fig, bad, tmp_path)
     finally:
         plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# kacnb run --time-limit
+
+TIMELIMIT_PY = Path(__file__).resolve().parent / "fixtures" / "98_timelimit.py"
+TIMELIMIT = NotebookSpec(
+    98, "98_timelimit", "Time-limit fixture", (FigureSpec("fig98_timelimit", None, "fixture"),)
+)
+
+
+def test_time_limit_fixture_is_canonical_percent_text():
+    assert to_percent(jupytext.read(TIMELIMIT_PY)) == TIMELIMIT_PY.read_text(encoding="utf-8")
+
+
+def test_time_limit_stops_publishes_nothing_and_the_rerun_resumes(tmp_path, capsys):
+    from kacnb.runner import DEADLINE_ENV, TIME_LIMIT_ENAME
+    from kacnb.train import DEADLINE_ENV as TRAIN_ENV
+    from kacnb.train import TimeLimitReached
+
+    assert (DEADLINE_ENV, TIME_LIMIT_ENAME) == (TRAIN_ENV, TimeLimitReached.__name__)
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    shutil.copy(TIMELIMIT_PY, nb_dir / TIMELIMIT_PY.name)
+    published, figure = nb_dir / "98_timelimit.ipynb", tmp_path / "figures" / "fig98_timelimit.png"
+    figure.parent.mkdir()
+    published.write_text("the published notebook\n")
+    figure.write_bytes(b"the published figure")
+    ckpt = tmp_path / "ckpt" / "run.pt"
+    argv = ["run", "98", *SMOKE, "--notebooks-dir", nb_dir, "-p", f"checkpoint={ckpt}"]
+
+    def run(*extra):
+        return cli.main([str(a) for a in [*argv, *extra]], entries=ENTRIES + (TIMELIMIT,))
+
+    # The kernel starts after more than 0.01 s: training stops after its first step.
+    assert run("--time-limit", "0.01") == cli.EXIT_TIME_LIMIT == 3
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "stopped at the time limit" in line]
+    assert len(lines) == 1, err
+    assert re.search(r"^kacnb: stopped at the time limit after \d+ s in 98_timelimit", lines[0])
+    assert "run the same command again to continue" in lines[0]
+    assert "train at step 1 of 300" in lines[0] and "checkpoints written" in lines[0]
+    assert published.read_text() == "the published notebook\n"  # nothing published
+    assert figure.read_bytes() == b"the published figure"
+    assert not (tmp_path / "figures" / "runs").exists()
+    assert torch.load(ckpt, weights_only=False)["step"] == 1
+
+    assert run("--time-limit", "600") == 0  # the same command, time enough: it resumes
+    text = published.read_text()
+    assert "starting at step 1" in text and "trained 300 steps" in text
+    assert figure.read_bytes().startswith(b"\x89PNG")  # the staged figure was published
+    assert (tmp_path / "figures" / "runs" / "98_timelimit.json").is_file()
+    assert torch.load(ckpt, weights_only=False)["step"] == 300
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc", "inf", "nan"])
+def test_time_limit_must_be_a_positive_number(tmp_path, capsys, value):
+    nb_dir = make_repo(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir, "--time-limit", value)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --time-limit: expected a positive number of seconds, got '{value}'" in err

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import pytest
 import torch
 
+import kacnb.train as train_module
 from kacnb.kac import Kac
 from kacnb.models import MLP
 from kacnb.paths import DiffusionPath, KacPath
-from kacnb.train import TrainConfig, checkpoint_dir, checkpoint_file, train
+from kacnb.train import (
+    DEADLINE_ENV,
+    TimeLimitReached,
+    TrainConfig,
+    checkpoint_dir,
+    checkpoint_file,
+    train,
+)
 
 
 def one_mode(n, gen):
@@ -107,3 +118,64 @@ def test_checkpoint_file_depends_on_the_settings_only(tmp_path):
     assert a == b != c
     assert a.parent == tmp_path and a.name.startswith("kac_25_5-") and a.suffix == ".pt"
     assert checkpoint_dir("04_x", "quick").parts[-3:] == ("checkpoints", "04_x", "quick")
+
+
+class Clock:
+    """``time.time`` advancing by one second per call: the training loop asks once a step."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def time(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_deadline_stops_with_a_checkpoint_and_the_rerun_equals_the_uninterrupted_run(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv(DEADLINE_ENV, raising=False)
+    path = KacPath(Kac(25.0, 5.0))
+    common = dict(steps=40, batch_size=64, lr=1e-3, ema_decay=0.9, eval_every=10, progress=False)
+
+    def validate(model, gen):
+        x = torch.randn(32, 2, generator=gen)
+        return float(model(torch.full((32,), 0.5), x).pow(2).mean())
+
+    ref = train(fresh_model(), path, one_mode, TrainConfig(**common), validate=validate)
+    ckpt = tmp_path / "run.pt"
+    cfg = TrainConfig(**common, checkpoint_every=10, checkpoint_path=ckpt)
+    with monkeypatch.context() as m:
+        m.setattr(train_module, "time", Clock())  # the deadline passes during step 17
+        with pytest.raises(TimeLimitReached, match="at step 17 of 40; checkpoints written"):
+            train(fresh_model(), path, one_mode, replace(cfg, deadline=17.0), validate=validate)
+    assert torch.load(ckpt, weights_only=False)["step"] == 17
+    resumed = train(fresh_model(seed=123), path, one_mode, cfg, validate=validate)
+    for a, b in [(ref.model, resumed.model), (ref.ema, resumed.ema)]:
+        assert all(
+            torch.equal(u, v)
+            for u, v in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+        )
+    assert torch.equal(ref.losses, resumed.losses)
+    assert ref.validation == resumed.validation and ref.best_step == resumed.best_step
+
+
+def test_deadline_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(DEADLINE_ENV, repr(time.time() - 1.0))  # already past
+    cfg = TrainConfig(steps=50, batch_size=8, progress=False, desc="tiny")
+    with pytest.raises(TimeLimitReached, match="tiny at step 1 of 50; no checkpoint_path"):
+        train(fresh_model(), KacPath(Kac(1.0, 1.0)), one_mode, cfg)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(TimeLimitReached, match="checkpoints written"):
+        train(fresh_model(), KacPath(Kac(1.0, 1.0)), one_mode, replace(cfg, checkpoint_path=ckpt))
+    assert torch.load(ckpt, weights_only=False)["step"] == 1
+    # an explicit deadline wins over the environment; a finished run never stops
+    res = train(
+        fresh_model(), KacPath(Kac(1.0, 1.0)), one_mode, replace(cfg, steps=3, deadline=1e12)
+    )
+    assert len(res.losses) == 3
+    monkeypatch.setenv(DEADLINE_ENV, "soon")
+    with pytest.raises(ValueError, match=f"{DEADLINE_ENV} must be a UNIX time"):
+        train(fresh_model(), KacPath(Kac(1.0, 1.0)), one_mode, cfg)
+    with pytest.raises(ValueError, match="deadline must be a finite"):
+        TrainConfig(steps=1, deadline=float("nan"))

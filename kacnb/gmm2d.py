@@ -53,6 +53,7 @@ __all__ = [
     "checkpoint_file",
     "default_checkpoint_dir",
     "train_model",
+    "from_bundle",
     "train_models",
     "log_time_grid",
     "speed_along",
@@ -201,6 +202,42 @@ class Trained:
     result: TrainResult
     seconds: float
     settings: dict = field(default_factory=dict)
+
+    def loss_curve(self, points: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block-averaged training loss ``(iterations, means)`` (float64, ~``points`` each)."""
+        stored = self.settings.get("loss_curve")
+        if stored is not None:  # a pretrained bundle keeps only the averaged curve
+            return stored
+        from .pretrained import loss_curve
+
+        return loss_curve(self.result.losses, points)
+
+
+def from_bundle(specs: Sequence[ModelSpec], entries: dict, info: dict) -> dict[str, Trained]:
+    """``{key: Trained}`` from :func:`kacnb.pretrained.load_bundle` entries, for ``specs``.
+
+    The results carry the bundle's validation curve and selected iteration; ``losses`` is
+    empty (the bundle keeps the block-averaged curve, returned by :meth:`Trained.loss_curve`).
+    """
+    out = {}
+    for spec in specs:
+        if spec.key not in entries:
+            raise KeyError(f"the pretrained bundle has no model {spec.key!r}")
+        e = entries[spec.key]
+        result = TrainResult(
+            model=e["model"],
+            ema=None,
+            losses=torch.zeros(0),
+            validation=e["validation"],
+            best_step=e["best_step"],
+            best_value=e["best_value"],
+        )
+        settings = {**info.get("settings", {}), "loss_curve": e["loss_curve"]}
+        settings["iterations"] = e["iterations"]
+        out[spec.key] = Trained(
+            spec=spec, model=e["model"], result=result, seconds=0.0, settings=settings
+        )
+    return out
 
 
 def train_model(

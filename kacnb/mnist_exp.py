@@ -5,7 +5,8 @@ Generation uses the mean-reverting Kac path ``X_t = f(t) X_0 + K(t)``, ``f(t) = 
 and ``T`` in {1, 5}: ten models (:func:`paper_models`). Each is a U-Net trained by
 conditional flow matching [97] (:func:`train_model`, which reuses a finished checkpoint
 instead of training again), then sampled from the latent ``K(T)`` by explicit Euler steps
-backwards from ``T`` to 0 (:func:`generate`). The paper shows the samples only as pictures;
+backwards from ``T`` to 0 (:func:`generate`; :func:`euler_steps` gives both horizons the
+same step size ``T/N``). The paper shows the samples only as pictures;
 :func:`evaluate` adds numbers: the Frechet distance in the feature space of a small MNIST
 classifier and the distribution of the predicted labels (:func:`label_stats`).
 """
@@ -33,6 +34,7 @@ __all__ = [
     "IMAGE_SHAPE",
     "MnistModel",
     "paper_models",
+    "euler_steps",
     "image_sampler",
     "checkpoint_dir",
     "checkpoint_file",
@@ -80,6 +82,25 @@ def paper_models(horizons: Sequence[float] = (1.0, 5.0)) -> list[MnistModel]:
     return [MnistModel(float(a), float(c), float(T)) for T in horizons for a, c in PAIRS]
 
 
+def euler_steps(T: float, dt: float, n_saved: int = 2) -> int:
+    """Number ``N`` of explicit Euler steps of size ``dt`` that cover ``[0, T]``: ``N = T/dt``.
+
+    With one ``dt`` for every model, ``T = 1`` and ``T = 5`` are integrated with the same step
+    size (``T = 5`` takes five times as many steps). ``T/dt`` must be a whole number, and a
+    multiple of ``n_saved - 1`` so that the ``n_saved`` equally spaced stored times of
+    :func:`generate` are Euler nodes; otherwise ``ValueError``. ``T``, ``dt`` in the time
+    units of the path.
+    """
+    if not (T > 0 and dt > 0):
+        raise ValueError(f"T and dt must be > 0, got T={T!r}, dt={dt!r}")
+    n = round(T / dt)
+    if n < 1 or abs(n * dt - T) > 1e-9 * max(1.0, T):
+        raise ValueError(f"T/dt must be a whole number, got T={T:g}, dt={dt:g}")
+    if n_saved < 2 or n % (n_saved - 1):
+        raise ValueError(f"T/dt = {n} steps is not a multiple of n_saved - 1 = {n_saved - 1}")
+    return n
+
+
 def image_sampler(
     images: torch.Tensor, device: torch.device | str
 ) -> Callable[[int, torch.Generator], torch.Tensor]:
@@ -103,7 +124,9 @@ class Trained:
     """A trained model: ``model`` are the weights to sample with (the EMA), in eval mode.
 
     ``seconds`` is the wall time of the call (near 0 when a finished checkpoint was loaded);
-    ``resumed_from`` the step the checkpoint held when the call started (0: trained afresh).
+    ``resumed_from`` the step the checkpoint held when the call started (0: trained afresh);
+    ``step`` the number of optimiser steps behind ``model``; ``ema_decay`` the decay of the
+    exponential moving average ``model`` is (None: the raw weights of the last step).
     """
 
     spec: MnistModel
@@ -111,6 +134,14 @@ class Trained:
     result: TrainResult
     seconds: float
     resumed_from: int = 0
+    step: int = 0
+    ema_decay: float | None = None
+
+    @property
+    def weights(self) -> str:
+        """Which checkpoint samples come from, e.g. ``"EMA (0.99) weights at step 400"``."""
+        kind = f"EMA ({self.ema_decay:g}) weights" if self.ema_decay else "raw weights"
+        return f"{kind} at step {self.step}"
 
 
 #: Keys of the training settings read by :func:`train_model`.
@@ -157,7 +188,8 @@ def train_model(
     t0 = time.perf_counter()
     result = train(model, spec.path(), data, config, device=device)
     seconds = time.perf_counter() - t0
-    return Trained(spec, result.eval_model().eval(), result, seconds, resumed)
+    ema = s["ema"] if result.ema is not None else None
+    return Trained(spec, result.eval_model().eval(), result, seconds, resumed, s["steps"], ema)
 
 
 def classifier_or_train(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
 from kacnb.mnist_exp import (
     PAIRS,
     MnistModel,
+    euler_steps,
     generate,
     image_sampler,
     label_stats,
@@ -19,13 +21,40 @@ from kacnb.mnist_exp import (
 )
 
 
-def test_paper_models_share_the_diffusion_limit():
+def test_paper_models_are_the_papers_ten():
+    # PAPER.md section 5, Figures 7-8, written out here rather than read from the module.
+    pairs = [(1.0, 1.0), (25.0, 5.0), (100.0, 10.0), (225.0, 15.0), (900.0, 30.0)]
     models = paper_models()
-    assert len(models) == 10 and len({m.key for m in models}) == 10
-    assert {m.T for m in models} == {1.0, 5.0}
-    for m in models:
-        assert m.c**2 / m.a == 1.0  # sigma^2 = c^2/a = 1 for every pair (Thm 9)
-    assert [(m.a, m.c) for m in models[:5]] == [(float(a), float(c)) for a, c in PAIRS]
+    assert [(m.a, m.c, m.T) for m in models] == [(a, c, T) for T in (1.0, 5.0) for a, c in pairs]
+    assert len({m.key for m in models}) == 10
+
+
+@pytest.mark.parametrize(("a", "c"), PAIRS)
+def test_latents_share_the_diffusion_limit(a, c):
+    # Thm 9 / Remark 10: all pairs have sigma^2 = c^2/a = 1, so for large t the latent K(t)
+    # of every model has per-pixel variance close to t (exactly E K(t)^2 = c^2 t/a
+    # - c^2 (1 - exp(-2at))/(2a^2), within 0.5 % of t at t = 100). Checked by sampling
+    # the model's own latent: 40 images x 784 independent pixels, relative standard error
+    # of the variance about 0.8 %, so a pair with c^2/a off by 5 % fails.
+    T = 100.0
+    path = MnistModel(float(a), float(c), T).path()
+    k = path.latent(
+        torch.zeros(40, 1, 28, 28, dtype=torch.float64), torch.Generator().manual_seed(0)
+    )
+    var_over_t = float(k.pow(2).mean()) / T
+    assert abs(var_over_t - 1.0) < 0.04, var_over_t
+    assert abs(float(k.mean())) < 5 * math.sqrt(T / k.numel())  # centred
+
+
+def test_euler_steps_give_one_step_size_for_both_horizons():
+    assert euler_steps(1.0, 0.05, n_saved=6) == 20
+    assert euler_steps(5.0, 0.05, n_saved=6) == 100
+    assert euler_steps(5.0, 0.005, n_saved=6) == 1000
+    assert euler_steps(5.0, 0.25, n_saved=5) == 20
+    with pytest.raises(ValueError, match="whole number"):
+        euler_steps(1.0, 0.3)
+    with pytest.raises(ValueError, match="multiple"):
+        euler_steps(1.0, 0.25, n_saved=6)  # 4 steps cannot hold 6 stored times
 
 
 def test_latent_does_not_depend_on_the_data():
@@ -71,6 +100,17 @@ def test_euler_generation_with_exact_fields():
     one = generate(_Constant(1.0), spec, 5, steps=4, generator=gen, n_saved=3, chunk=2)
     torch.testing.assert_close(one.x, one.latent - 2.0)
     torch.testing.assert_close(one.latent, zero.latent)  # same seed, same latent
+    # T = 5 with the step size of 20 steps on [0, 1]: 100 network calls, the stored times
+    # T, 4, ..., 0 (Euler nodes), and x(0) = x(T) - T for v = 1.
+    spec5 = MnistModel(25.0, 5.0, 5.0)
+    n5 = euler_steps(spec5.T, 0.05, n_saved=6)
+    gen = torch.Generator().manual_seed(0)
+    five = generate(_Constant(1.0), spec5, 3, steps=n5, generator=gen, n_saved=6,
+                    keep_trajectory=3)  # fmt: skip
+    assert five.nfe == 100
+    torch.testing.assert_close(five.times, torch.linspace(5.0, 0.0, 6))
+    torch.testing.assert_close(five.x, five.latent - 5.0)
+    torch.testing.assert_close(five.trajectory[2], five.latent - 2.0)  # t = 3
 
 
 def test_label_stats_extremes():
@@ -97,6 +137,7 @@ def test_train_model_reuses_a_finished_checkpoint(tmp_path):
         spec, image_sampler(images, "cpu"), settings, "cpu", tmp_path, progress=False
     )
     assert again.resumed_from == 2
+    assert first.step == again.step == 2 and again.weights == "EMA (0.9) weights at step 2"
     for p, q in zip(first.model.parameters(), again.model.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
     torch.testing.assert_close(first.result.losses, again.result.losses)

@@ -14,7 +14,14 @@ implements the flows of the table in PAPER.md section 1 with their velocities an
 * :class:`BoltzmannFlow1D`, :class:`PoissonFlow`: the same two flows in the sampling
   interface below, and :func:`mixture_potential_1d` for bimodal examples;
 * :func:`log_time_integral` (energy ``integral ||v_t||^2 dt`` of [3] near a singular end)
-  and :func:`growth_rate` (exponential fits).
+  and :func:`growth_rate` (exponential fits);
+* independent measurements for the checks of notebook 01: :func:`mc_energy` (the energy of
+  one time window by Monte Carlo), :func:`path_lipschitz_lower_bound` (a lower bound of
+  ``Lip(v_t)`` from coupled sample paths, for condition [4]), :func:`law_velocity` (the
+  velocity and its norm from a symmetric law's density alone, through the continuity
+  equation [2]) and :func:`kac_path_projection` (``E[v(t, K) dK/dt]`` on the random-walk
+  paths of App. A.1, which equals ``||v_t||^2`` because ``v = E[dK/dt | K]`` [94]); with the
+  verdict helpers :func:`lipschitz_divergence_verdict` and :func:`energy_divergence_verdict`.
 
 The flow classes share a small interface: ``sample(t, n, generator=None, dtype=...,
 device=...)`` returns ``n`` draws of ``mu_t`` with shape ``(n, dim)``;
@@ -36,7 +43,7 @@ from scipy.optimize import minimize_scalar
 
 from ._checks import positive_int, positive_scalar, uniform_grid
 from .kac import Kac
-from .telegraph import kac_cone_quadrature
+from .telegraph import kac_cone_quadrature, symmetric_flux_1d
 
 __all__ = [
     "CouplingFlow",
@@ -56,6 +63,13 @@ __all__ = [
     "mixture_potential_1d",
     "BoltzmannFlow1D",
     "PoissonFlow",
+    "mc_energy",
+    "path_lipschitz_lower_bound",
+    "lipschitz_divergence_verdict",
+    "energy_divergence_verdict",
+    "LawVelocity",
+    "law_velocity",
+    "kac_path_projection",
 ]
 
 # Poisson-field work is split so that one block holds about this many numbers.
@@ -167,6 +181,25 @@ class CouplingFlow:
         n = positive_int("n", n)
         z = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=device)
         return (1.0 - t) * z
+
+    def paths(
+        self,
+        times,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """``n`` coupled paths ``X_t = (1 - t) Z`` observed at ``times`` (each in ``[0, 1]``).
+
+        One ``Z ~ N(0, I_d)`` per path, so row ``i`` is ``X_{times[i]}`` of the same particles
+        (the coupling of [6-7]). Shape ``(len(times), n, dim)``.
+        """
+        ts = [_time_in(t, "times", 0.0, 1.0, False, False) for t in np.atleast_1d(times)]
+        n = positive_int("n", n)
+        z = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=device)
+        scale = 1.0 - torch.tensor(ts, dtype=dtype, device=z.device)
+        return scale[:, None, None] * z
 
     def velocity(self, t: float, x: torch.Tensor) -> torch.Tensor:
         """``v_t(x) = -x / (1 - t)`` for ``t in [0, 1)``; ``x`` of shape ``(..., dim)``."""
@@ -295,6 +328,25 @@ class KacFlow:
         v = self.kac.velocity(torch.tensor(t, dtype=dtype), y)
         per_component = c**2 * math.exp(-a * t) + float((w * v**2).sum())
         return self.dim * per_component
+
+    def law_velocity(self, t: float, n_nodes: int = 128) -> LawVelocity:
+        """Velocity and norm from the law [30-31] alone (:func:`law_velocity`), ``t > 0``.
+
+        No use of the velocity formula [41]: the flux of the continuous part ``u~`` comes
+        from the continuity equation, the atoms (mass ``exp(-a t)/2`` each at ``+-c t``) move
+        with the cone. ``norm_sq`` is for ``dim`` components (``dim`` times the 1D value);
+        ``max_speed`` and ``edge_speed`` are per component.
+        """
+        t = _time_in(t, "t", 0.0, math.inf, True, True)
+        a, c = self.kac.a, self.kac.c
+
+        def density(tt: float, x: torch.Tensor) -> torch.Tensor:
+            return self.kac.density(torch.tensor(tt, dtype=x.dtype), x)
+
+        one = law_velocity(
+            density, t, lambda tt: c * tt, lambda tt: 0.5 * math.exp(-a * tt), n_nodes=n_nodes
+        )
+        return one._replace(norm_sq=self.dim * one.norm_sq)
 
 
 # ---------------------------------------------------------------------------- Boltzmann
@@ -834,3 +886,176 @@ class PoissonFlow:
         if self.dim != 1:
             raise ValueError("the grid norm is implemented for d = 1 only")
         return float(poisson_velocity_norm_sq_1d(z, self.data, x_grid, self.weights))
+
+
+# ---------------------------------------------------------------------------- measurements
+def mc_energy(
+    flow,
+    t0: float,
+    t1: float,
+    n: int,
+    generator: torch.Generator | None = None,
+    nodes: int = 16,
+    device: torch.device | str | None = None,
+) -> MCEstimate:
+    """Monte-Carlo estimate of the energy ``integral_{t0}^{t1} ||v_t||^2_{L2(mu_t)} dt`` [3].
+
+    Gauss-Legendre in ``log t`` over ``[t0, t1]`` (``nodes`` points, one panel: meant for a
+    window of at most one decade), with an independent :func:`mc_velocity_norm_sq` of ``n``
+    draws at every node, so nothing but the flow's sampler and velocity enters. The standard
+    error combines the nodes' errors with the quadrature weights. Units: ``||v||^2`` times
+    time.
+    """
+    t0 = positive_scalar("t0", t0)
+    t1 = positive_scalar("t1", t1)
+    if not t1 > t0:
+        raise ValueError(f"t1 must be > t0, got t0={t0!r}, t1={t1!r}")
+    nodes = positive_int("nodes", nodes)
+    s0, s1 = math.log(t0), math.log(t1)
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    half, mid = (s1 - s0) / 2, (s1 + s0) / 2
+    total, var = 0.0, 0.0
+    for node, weight in zip(x, w, strict=True):
+        t = math.exp(mid + half * node)
+        est = mc_velocity_norm_sq(flow, t, n, generator, device=device)
+        total += half * weight * t * est.mean
+        var += (half * weight * t * est.stderr) ** 2
+    return MCEstimate(float(total), math.sqrt(var))
+
+
+def energy_divergence_verdict(
+    previous: MCEstimate,
+    last: MCEstimate,
+    expected: float,
+    ratio_min: float = 0.9,
+    z_max: float = 4.0,
+) -> bool:
+    """Verdict "the energy [3] diverges logarithmically at ``t = 0``" from two decades.
+
+    ``previous`` and ``last`` are the energies of two consecutive decades towards ``t = 0``
+    (:func:`mc_energy`). A norm that is integrable at 0 gives increments shrinking
+    geometrically (``10^(p - 1)`` per decade for ``||v_t||^2 ~ t^-p``, ``p < 1``); a norm
+    ``k / t`` adds the same ``k ln 10`` every decade. True when ``last / previous >=
+    ratio_min`` and ``last`` lies within ``z_max`` standard errors of ``expected``.
+    """
+    if previous.mean <= 0:
+        return False
+    z = abs(last.mean - expected) / last.stderr if last.stderr > 0 else math.inf
+    return last.mean / previous.mean >= ratio_min and z < z_max
+
+
+def path_lipschitz_lower_bound(
+    paths: Callable[[list[float]], torch.Tensor], t: float, h: float
+) -> float:
+    """Lower bound of ``Lip(v_t)`` for any velocity field that moves the given particles.
+
+    ``paths(times)`` returns coupled positions of ``n`` particles at ``times``, shape
+    ``(len(times), n, d)`` (the same particles in every row, e.g. ``CouplingFlow.paths``
+    with a fixed generator). Their speeds at ``t`` are the centred differences over
+    ``[t - h, t + h]``; a velocity field ``v_t`` with ``v_t(X_j) = dX_j/dt`` for every
+    particle has ``Lip(v_t) >= |dX_j/dt - dX_k/dt| / |X_j - X_k|`` for every pair. The
+    largest ratio over the disjoint pairs ``(0, 1), (2, 3), ...`` is returned (1/time).
+    Nothing but the paths enters, so the ODE condition [4] can be tested without the
+    velocity formula.
+    """
+    h = positive_scalar("h", h)
+    xs = paths([t - h, t, t + h])
+    if xs.ndim != 3 or xs.shape[0] != 3 or xs.shape[1] < 2:
+        raise ValueError("paths must return shape (3, n, d) with n >= 2")
+    speed = (xs[2] - xs[0]) / (2.0 * h)
+    m = xs.shape[1] // 2 * 2
+    dx = (xs[1, 0:m:2] - xs[1, 1:m:2]).norm(dim=-1)
+    dv = (speed[0:m:2] - speed[1:m:2]).norm(dim=-1)
+    keep = dx > 0
+    if not bool(keep.any()):
+        raise ValueError("all pairs coincide: no Lipschitz bound")
+    return float((dv[keep] / dx[keep]).max())
+
+
+def lipschitz_divergence_verdict(per_decade: float, rtol: float = 1e-3) -> bool:
+    """Verdict "``integral Lip(v_t) dt`` diverges at ``t = 1`` like ``log(1/(1 - t))``".
+
+    ``per_decade`` is what the integral gains over one decade of ``1 - t`` (the Lipschitz
+    lower bound of :func:`path_lipschitz_lower_bound` integrated with
+    :func:`log_time_integral`). ``Lip = 1/(1 - t)`` gives ``ln 10`` per decade; the verdict
+    holds when ``per_decade`` is within the relative tolerance ``rtol`` of ``ln 10``.
+    """
+    return abs(per_decade / math.log(10.0) - 1.0) < rtol
+
+
+class LawVelocity(NamedTuple):
+    """Result of :func:`law_velocity` (one component unless stated by the caller)."""
+
+    #: ``||v_t||^2_{L2(mu_t)}`` in (space/time)^2, atoms included.
+    norm_sq: float
+    #: ``max |J / u|`` over the quadrature nodes of the continuous part (space/time).
+    max_speed: float
+    #: ``L'(t)``, the speed of the mass that sits at ``+-L(t)`` (the Kac atoms).
+    edge_speed: float
+    #: The continuous part on ``(0, L(t))``, see :class:`kacnb.telegraph.SymmetricFlux`.
+    flux: object
+
+
+def law_velocity(
+    density: Callable[[float, torch.Tensor], torch.Tensor],
+    t: float,
+    half_width: Callable[[float], float],
+    edge_mass: Callable[[float], float] | None = None,
+    n_nodes: int = 128,
+    rel_step: float = 1e-4,
+) -> LawVelocity:
+    """Velocity of a symmetric 1D law and its ``L2(mu_t)`` norm from the density alone.
+
+    ``density(t, x)`` is the continuous part, ``half_width(t) = L(t)`` its frame and
+    ``edge_mass(t)`` the mass of each of two atoms at ``+-L(t)`` (default none), which move
+    with ``+-L'(t)``. The continuous part's velocity ``J / u`` comes from
+    :func:`kacnb.telegraph.symmetric_flux_1d` (the continuity equation [2] with ``J(0) = 0``),
+    so no velocity formula is used. Returns
+
+        norm_sq = 2 integral_0^L (J^2 / u) dx + 2 edge_mass L'^2,
+
+    the largest speed of the continuous part and ``L'(t)``. For the Kac law Prop 11 says
+    ``norm_sq <= c^2`` and ``max_speed <= c``; for the heat kernel ``N(0, sigma^2 t)`` (frame
+    a few ``sigma sqrt(t)``, no atoms) the same routine gives ``x / (2 t)`` and
+    ``sigma^2 / (4 t)``, unbounded as ``t -> 0``.
+    """
+    flux = symmetric_flux_1d(density, t, half_width, edge_mass, n_nodes=n_nodes, rel_step=rel_step)
+    h = rel_step * t
+    edge_speed = (half_width(t + h) - half_width(t - h)) / (2.0 * h)
+    atoms = 0.0 if edge_mass is None else 2.0 * float(edge_mass(t)) * edge_speed**2
+    cont = 2.0 * float((flux.weights * flux.density * flux.velocity**2).sum())
+    return LawVelocity(cont + atoms, float(flux.velocity.abs().max()), edge_speed, flux)
+
+
+def kac_path_projection(
+    kac: Kac,
+    t: float,
+    n: int,
+    generator: torch.Generator | None = None,
+    dim: int = 1,
+    velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | str | None = None,
+) -> MCEstimate:
+    """``E[ sum_i v(t, K^i(t)) dK^i/dt(t) ]`` on ``n`` random-walk paths (App. A.1), ``t > 0``.
+
+    Since ``v(t, x) = E[dK/dt | K(t) = x]`` [94], the tower property gives
+    ``E[v(t, K) dK/dt] = E[v(t, K)^2] = ||v_t||^2_{L2(mu_t)}`` (per component): a Monte-Carlo
+    value of the norm in which the velocity is tested against the speeds of the walk itself
+    (not against the law it was derived from). A velocity that is zero, negated or scaled
+    fails it. The speed is the forward difference of each path over ``h = 1e-6 / a`` (a
+    switch inside it, probability ``a h``, biases the mean by at most ``2 c^2 a h``).
+    ``velocity(t, x)`` defaults to ``kac.velocity`` [41]. Returns the mean and its standard
+    error (squared space/time). ``device`` (default CPU) must match the generator's.
+    """
+    t = _time_in(t, "t", 0.0, math.inf, True, True)
+    n = positive_int("n", n)
+    if n < 2:
+        raise ValueError(f"n must be >= 2 to estimate a standard error, got {n}")
+    dim = positive_int("dim", dim)
+    fn = kac.velocity if velocity is None else velocity
+    h = 1e-6 / kac.a
+    times = torch.tensor([t, t + h], dtype=torch.float64, device=device)
+    k = kac.paths(times, n, dim=dim, generator=generator)
+    speed = (k[1] - k[0]) / h
+    prod = (fn(times[0], k[0]) * speed).sum(dim=-1)
+    return MCEstimate(float(prod.mean()), float(prod.std() / math.sqrt(n)))

@@ -25,10 +25,13 @@ Contents:
   :func:`product_flow_2d`, :func:`continuity_residual_2d`;
 * Thm 12 (diffusion limit in d dimensions): :func:`telegraph_heat_l2` (exact, via 1D
   factors), :func:`gaussian_telegraph_heat_l2_leading` (our leading-order asymptotics),
-  :func:`loglog_slope`;
+  :func:`loglog_slope`, the rate as read from the talk slides :func:`thm12_slides_exponent`
+  and its verdict :func:`rate_bound_verdict`;
 * Prop 11 (W2-Lipschitz, bounded velocity, support growth):
-  :func:`kac_increment_second_moment`, :func:`rms_displacement`, :func:`w2_sorted_1d`,
-  :func:`w2_assignment`, :func:`sup_excursion`;
+  :func:`kac_increment_second_moment`, :func:`mean_square_displacement`,
+  :func:`rms_displacement`, :func:`w2_sorted_1d`, :func:`w2_assignment`,
+  :func:`sup_excursion`, and the verdicts :func:`w2_lipschitz_verdict`,
+  :func:`support_verdict`;
 * figure helpers: :func:`smiley_cloud` (a recognisable 2D point cloud), :func:`brownian_paths`.
 
 Grids are uniform 1D tensors; integrals over them use the trapezoid rule, which is
@@ -46,6 +49,7 @@ import torch
 
 from ._checks import nonnegative_time, positive_int, positive_scalar, uniform_grid
 from .kac import kac_velocity
+from .stats import max_abs_z
 from .telegraph import (
     _evaluate,
     _points,
@@ -70,7 +74,12 @@ __all__ = [
     "telegraph_heat_l2",
     "gaussian_telegraph_heat_l2_leading",
     "loglog_slope",
+    "thm12_slides_exponent",
+    "rate_bound_verdict",
     "kac_increment_second_moment",
+    "mean_square_displacement",
+    "w2_lipschitz_verdict",
+    "support_verdict",
     "rms_displacement",
     "w2_sorted_1d",
     "w2_assignment",
@@ -442,6 +451,28 @@ def loglog_slope(t, y) -> float:
     return float(np.polyfit(np.log(t), np.log(y), 1)[0])
 
 
+def thm12_slides_exponent(dim: int) -> float:
+    """Exponent ``-(1/2 + (d - 1)/4)`` of the Thm 12 rate as read from the talk slides.
+
+    PAPER.md: the paper's text lost the rate; the slides give, as far as their text can be
+    read, ``||p_t - q_t||_{L2(R^d)} = O(t^-(1/2 + (d-1)/4))`` (with a remainder of order
+    ``t^-(1/2 + d/4)``), ``p_t`` the density of ``X_t``, ``q_t`` that of
+    ``X_0 + sigma W(t)``. An upper bound: a measured log-log slope at least this steep
+    (at most this exponent) is consistent with it.
+    """
+    dim = positive_int("dim", dim)
+    return -(0.5 + (dim - 1) / 4.0)
+
+
+def rate_bound_verdict(slope: float, exponent: float) -> bool:
+    """Verdict for an ``O(t^exponent)`` upper bound: the measured log-log ``slope`` is at
+    least as steep, ``slope <= exponent``. A slower decay (a larger slope) fails it."""
+    slope, exponent = float(slope), float(exponent)
+    if not (math.isfinite(slope) and math.isfinite(exponent)):
+        return False
+    return slope <= exponent
+
+
 # ---------------------------------------------------------------------------- Prop 11
 def kac_increment_second_moment(tau, a: float, c: float) -> torch.Tensor:
     """``E[(K(s + tau) - K(s))^2] = c^2 (tau/a - (1 - exp(-2 a tau)) / (2 a^2))`` for one component.
@@ -463,6 +494,46 @@ def kac_increment_second_moment(tau, a: float, c: float) -> torch.Tensor:
     # tau/a - (1 - e^-z)/(2 a^2) = (z - 1 + e^-z) / (2 a^2) = expm1(-z) + z over 2 a^2.
     g = torch.where(z < 1e-3, z**2 / 2 - z**3 / 6 + z**4 / 24, torch.expm1(-z) + z)
     return c * c * g / (2.0 * a * a)
+
+
+def mean_square_displacement(x_s: torch.Tensor, x_t: torch.Tensor) -> tuple[float, float]:
+    """Monte-Carlo ``E|X_t - X_s|^2`` from coupled samples of shape ``(n, d)``, ``n >= 2``.
+
+    Returns ``(mean, standard error)`` of ``|x_t[j] - x_s[j]|^2`` over the ``n`` particles
+    (units length^2), to be compared with ``d`` times :func:`kac_increment_second_moment`.
+    """
+    if x_s.shape != x_t.shape or x_s.ndim != 2 or x_s.shape[0] < 2:
+        raise ValueError("x_s and x_t must have the same shape (n, d) with n >= 2")
+    sq = ((x_t - x_s) ** 2).sum(dim=1).double()
+    return float(sq.mean()), float(sq.std() / math.sqrt(sq.numel()))
+
+
+def w2_lipschitz_verdict(msd_mean, msd_stderr, msd_exact, bound, z_max: float = 4.0) -> bool:
+    """Verdict for Prop 11's ``W2(mu_s, mu_t) <= sqrt(d) c |t - s|`` at several lags.
+
+    ``msd_mean``, ``msd_stderr``: Monte-Carlo ``E|X_t - X_s|^2`` of coupled paths
+    (:func:`mean_square_displacement`); ``msd_exact``: the closed form
+    ``d * kac_increment_second_moment``; ``bound``: ``sqrt(d) c |t - s|`` (arrays over the
+    lags). True when the paths agree with the closed form (every ``|z| < z_max``) and the
+    closed form's root stays at or below the bound. ``W2 <= sqrt(E|X_t - X_s|^2)`` for any
+    coupling, so the two together give the claim. A walk with the wrong switching rate, or
+    a closed form that exceeds ``d c^2 tau^2``, fails it.
+    """
+    exact = np.asarray(msd_exact, dtype=np.float64)
+    bnd = np.asarray(bound, dtype=np.float64)
+    paths_agree = max_abs_z(msd_mean, msd_stderr, exact) < z_max
+    return bool(paths_agree and (np.sqrt(exact) <= bnd * (1 + 1e-12)).all())
+
+
+def support_verdict(mass_out: float, tol: float = 5e-5) -> bool:
+    """Verdict for ``supp mu_t`` within ``supp mu_0 + [-c t, c t]`` (Prop 11) on a PDE solution.
+
+    ``mass_out`` is the largest mass of the finite-difference telegraph solution outside
+    that interval over the checked times (:func:`kacnb.telegraph.mass_outside`); a correct
+    solution leaves only discretisation error there. True when ``mass_out <= tol``.
+    """
+    mass_out = float(mass_out)
+    return math.isfinite(mass_out) and mass_out <= tol
 
 
 def rms_displacement(x_s: torch.Tensor, x_t: torch.Tensor) -> float:

@@ -15,7 +15,9 @@ continuous part ``u~`` on ``(-c t, c t)`` [30-31], so the usual one-sample tools
   floor of the sample size;
 * :func:`binned_mean` estimates a conditional expectation ``E[Y | X in bin]`` with its
   standard error (for ``v(t, x) = E[dK/dt | K(t) = x]``, [94]);
-* :func:`loglog_slope` fits a power law ``y ~ C x^s``.
+* :func:`loglog_slope` fits a power law ``y ~ C x^s``;
+* :func:`max_abs_z` and :func:`agrees` compare Monte-Carlo estimates with reference values
+  in units of their standard errors (the "agree" verdicts of the notebooks).
 
 All functions work in float64 NumPy; tensors are accepted and converted.
 """
@@ -44,6 +46,8 @@ __all__ = [
     "expected_histogram_l1",
     "binned_mean",
     "loglog_slope",
+    "max_abs_z",
+    "agrees",
 ]
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
@@ -361,3 +365,31 @@ def loglog_slope(x, y) -> tuple[float, float]:
         raise ValueError("x and y must be positive for a log-log fit")
     slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
     return float(slope), float(math.exp(intercept))
+
+
+# ---------------------------------------------------------------------------- verdicts
+def max_abs_z(estimate, stderr, reference) -> float:
+    """``max_j |estimate_j - reference_j| / stderr_j`` (dimensionless).
+
+    ``estimate``, ``stderr`` and ``reference`` broadcast (scalars or arrays). A zero standard
+    error gives ``inf`` unless the estimate equals the reference exactly (then 0): a
+    deterministic estimate must match exactly.
+    """
+    est, se, ref = np.broadcast_arrays(_np(estimate), _np(stderr), _np(reference))
+    if est.size == 0:
+        raise ValueError("no estimates given")
+    if np.isnan(est).any() or np.isnan(se).any() or np.isnan(ref).any() or (se < 0).any():
+        raise ValueError("estimates, standard errors and references must be numbers, se >= 0")
+    diff = np.abs(est - ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff == 0, 0.0, np.inf))
+    return float(z.max())
+
+
+def agrees(estimate, stderr, reference, z_max: float = 4.0) -> bool:
+    """Verdict "Monte Carlo agrees with the reference": :func:`max_abs_z` ``< z_max``.
+
+    For a correct estimator every ``z`` is about standard normal, so ``|z| >= 4`` has
+    probability 6e-5 per entry; a bias of more than a few standard errors fails it.
+    """
+    return max_abs_z(estimate, stderr, reference) < z_max

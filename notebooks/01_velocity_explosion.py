@@ -22,7 +22,11 @@
 # | **Kac flow** | $\le d c^2$ for every $t$ | nothing |
 #
 # This notebook measures every row. Analytic or quadrature curves are checked against Monte
-# Carlo estimates $\frac1n\sum_k |v_t(X_k)|^2$, $X_k \sim \mu_t$, in every case.
+# Carlo estimates $\frac1n\sum_k |v_t(X_k)|^2$, $X_k \sim \mu_t$, in every case. Every verdict
+# at the end compares two routes that do not share the formula under test: closed forms
+# against Monte Carlo, a Lipschitz constant measured on coupled sample paths, and for the Kac
+# flow a velocity recovered from its law alone (through the continuity equation) and the
+# speeds of the random-walk paths of App. A.1.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -45,13 +49,19 @@ from kacnb.flows import (
     DiffusionFlow,
     KacFlow,
     PoissonFlow,
+    energy_divergence_verdict,
     growth_rate,
+    kac_path_projection,
+    lipschitz_divergence_verdict,
     log_time_integral,
+    mc_energy,
     mc_velocity_norm_sq,
     mixture_potential_1d,
+    path_lipschitz_lower_bound,
     poisson_field,
 )
 from kacnb.plotting import COLORS, GROUND_TRUTH, save_figure
+from kacnb.stats import agrees, max_abs_z
 
 rt = runtime.setup(profile, device, seed)
 SETTINGS = {
@@ -157,10 +167,15 @@ mc = {name: [(t, mc_norm_sq(name, t), norm_sq(name, t)) for t in MC_TIMES] for n
 mc_ok = {}
 print(f"{'flow':<34} {'max |z|':>8} {'max rel. err':>13}  verdict")
 for name, rows in mc.items():
-    zs = [abs(est.mean - ref) / est.stderr if est.stderr > 0 else 0.0 for _, est, ref in rows]
-    rel = max(abs(est.mean - ref) / ref for _, est, ref in rows)
-    mc_ok[name] = max(zs) < 4
-    print(f"{name:<34} {max(zs):8.2f} {rel:13.3f}  {'agree' if mc_ok[name] else 'DISAGREE'}")
+    means, ses, refs = (
+        [r[1].mean for r in rows],
+        [r[1].stderr for r in rows],
+        [r[2] for r in rows],
+    )
+    rel = max(abs(m - ref) / ref for m, ref in zip(means, refs, strict=True))
+    mc_ok[name] = agrees(means, ses, refs, z_max=4.0)
+    z = max_abs_z(means, ses, refs)
+    print(f"{name:<34} {z:8.2f} {rel:13.3f}  {'agree' if mc_ok[name] else 'DISAGREE'}")
 
 # %% [markdown]
 # ## 2. Energy [3] and the ODE condition [4]
@@ -174,6 +189,19 @@ for name, rows in mc.items():
 # $E(0) - E(\varepsilon) \le c^2 \varepsilon$. For the coupling flow the energy is finite, and
 # the dotted line shows the integral in condition [4] instead:
 # $\int_0^{1-\varepsilon}\mathrm{Lip}(v_t)\,dt = \log(1/\varepsilon)$.
+#
+# Three of these curves are measured without the formula they test:
+#
+# * **coupling, [4]**: the Lipschitz constant comes from 1000 coupled pairs of sample paths
+#   $X_t = (1-t)Z$ (`CouplingFlow.paths`, `path_lipschitz_lower_bound`). A velocity field that
+#   moves the particles has $v_t(X_j) = \dot X_j$, so
+#   $\mathrm{Lip}(v_t) \ge |\dot X_j - \dot X_k| / |X_j - X_k|$ for every pair, with the
+#   speeds taken as centred differences of the paths;
+# * **Kac**: the norms are recovered from the law of $K(t)$ alone (section 5: the flux from
+#   the continuity equation), not from the velocity formula [41];
+# * **diffusion**: besides the closed-form curve, the energy of each of the last two decades,
+#   $[10^{-5}, 10^{-4}]$ and $[10^{-6}, 10^{-5}]$, is estimated by Monte Carlo: an independent
+#   `mc_velocity_norm_sq` at each of 16 Gauss nodes in $\log t$ (`mc_energy`).
 
 # %%
 EPS = np.logspace(-6, 0, 7)  # 1e-6, ..., 1
@@ -186,14 +214,37 @@ def energy_curve(fn, eps_min):
     return eps, np.concatenate([[0.0], np.cumsum(pieces)])
 
 
+def law_norm_sq(name, t):
+    """||v_t||^2 of a Kac flow from the law of K(t) alone (section 5), not from [41]."""
+    return flows[name].law_velocity(t).norm_sq
+
+
 energies = {}
 for name in flows:
     if name == BOLTZ:
         continue  # bounded on [0, 1]; its size is the subject of section 3
     eps_min = 1e-3 if name == POISSON else 1e-6
-    energies[name] = energy_curve(lambda t, name=name: norm_sq(name, t), eps_min)
+    source = law_norm_sq if name.startswith("Kac") else norm_sq
+    energies[name] = energy_curve(lambda t, name=name, f=source: f(name, t), eps_min)
 coupling = flows["coupling"]
-lip_integral = energy_curve(lambda s: coupling.lipschitz(1 - s), 1e-6)
+N_PAIRS = 1000
+
+
+def path_lipschitz(s):
+    """Lower bound of Lip(v_t) at t = 1 - s from N_PAIRS coupled pairs of paths (1/time)."""
+
+    def paths(ts):
+        gen = torch.Generator(device=rt.device).manual_seed(seed)  # the same particles
+        return coupling.paths(ts, 2 * N_PAIRS, generator=gen, device=rt.device)
+
+    return path_lipschitz_lower_bound(paths, 1.0 - s, 1e-3 * s)
+
+
+lip_integral = energy_curve(path_lipschitz, 1e-6)
+diffusion_decades = [
+    mc_energy(flows["diffusion"], lo, 10 * lo, cfg["n_mc"], rt.generator, device=rt.device)
+    for lo in (1e-5, 1e-6)
+]
 
 # %%
 styles = {name: {"color": COLORS[i % len(COLORS)]} for i, name in enumerate(flows)}
@@ -209,7 +260,7 @@ for name, (ts, ns) in curves.items():
         **styles[name],
     )
 ts = curves["coupling"][0]
-lip_label = r"coupling: Lip$(v_t) = 1/(1-t)$, and $\int$ Lip $dt$ in (b) [4]"
+lip_label = r"coupling: Lip$(v_t) = 1/(1-t)$; in (b) $\int$ Lip $dt$ from paths [4]"
 ax.plot(ts, [coupling.lipschitz(t) for t in ts], ":", label=lip_label, **styles["coupling"])
 for _, c in KAC_PAIRS:
     ax.axhline(c**2, color="0.6", lw=0.7, ls="--", zorder=0)
@@ -239,7 +290,12 @@ plt.show()
 # %% [markdown]
 # The slope of $E(\varepsilon)$ per decade of $\varepsilon$ over the last decade measures the
 # divergence: $\tfrac14 \ln 10 \approx 0.576$ for diffusion, $\ln 10 \approx 2.303$ for the
-# coupling's Lipschitz integral, and $\to 0$ for every Kac flow.
+# coupling's Lipschitz integral, and $\to 0$ for every Kac flow. The verdicts use the
+# measured versions: the path-based Lipschitz integral must gain $\ln 10$ per decade within a
+# relative $10^{-3}$; the Monte-Carlo diffusion energy must not shrink from one decade to the
+# next (ratio at least 0.9, where an integrable norm $t^{-p}$, $p < 1$, gives $10^{p-1}$)
+# and its last decade must lie within 4 standard errors of $\tfrac14\ln 10$; a Kac energy's
+# last decade may add at most $c^2 (10^{-5} - 10^{-6})$ (Prop. 11).
 
 
 # %%
@@ -250,10 +306,9 @@ def last_decade(curve):
 
 
 print(f"{'flow':<34} {'smallest eps':>12} {'E(eps)':>9} {'last decade adds':>17}")
-for name, curve in {**energies, "coupling: int Lip dt [4]": lip_integral}.items():
+for name, curve in {**energies, "coupling: int Lip dt [4], paths": lip_integral}.items():
     inc, eps_end = last_decade(curve)
     print(f"{name:<34} {eps_end:12.0e} {curve[1][-1]:9.4g} {inc:17.4g}")
-diffusion_slope = last_decade(energies["diffusion"])[0]
 lip_slope = last_decade(lip_integral)[0]
 # Prop. 11: the last decade [1e-6, 1e-5] can add at most c^2 (1e-5 - 1e-6) to a Kac energy
 kac_tails = {
@@ -261,8 +316,12 @@ kac_tails = {
     for name, curve in energies.items()
     if name.startswith("Kac")
 }
-print(f"diffusion slope / (ln(10)/4) = {diffusion_slope / (math.log(10) / 4):.4f}")
-print(f"coupling Lip slope / ln(10) = {lip_slope / math.log(10):.4f}")
+prev_decade, last_decade_mc = diffusion_decades
+print("diffusion energy by Monte Carlo (ln(10)/4 = 0.5756):")
+print(f"  [1e-5, 1e-4] adds {prev_decade.mean:.4f} +- {prev_decade.stderr:.4f}")
+print(f"  [1e-6, 1e-5] adds {last_decade_mc.mean:.4f} +- {last_decade_mc.stderr:.4f}")
+print(f"  ratio of the two decades = {last_decade_mc.mean / prev_decade.mean:.4f}")
+print(f"coupling: path-based Lip integral per decade / ln(10) = {lip_slope / math.log(10):.6f}")
 
 # %% [markdown]
 # ## 3. Boltzmann interpolation: the peak explodes with the distance between the modes
@@ -443,35 +502,54 @@ print(f"max |v| at z = {Z_PROFILES[-1]:g} on |x| <= 2.5: {speed[Z_PROFILES[-1]].
 # %% [markdown]
 # ## 5. Kac in several dimensions: $\|v_t\|_{L^2(\mu_t)} \le \sqrt d\, c$ (Prop. 11)
 #
-# The componentwise Kac process has velocity $(v(t, x^1), \dots, v(t, x^d))$ with
-# $|v(t, \cdot)| \le c$ in each component (Lemma 13 / Thm 14), so every sample moves with speed
-# at most $\sqrt d\, c$ and $\|v_t\|_{L^2(\mu_t)} \le \sqrt d\,c$. At $t \to 0$ almost all the
-# mass sits on the atoms $\pm ct$, which move with speed exactly $c$ per component, and the
-# bound is attained. We check $(a, c) = (25, 5)$ (the paper's 2D model) in $d = 1, 2, 3$: the
-# quadrature value of the norm, a Monte-Carlo estimate, and the largest speed among all draws.
+# The componentwise Kac process has velocity $(v(t, x^1), \dots, v(t, x^d))$ (Lemma 13 /
+# Thm 14), so everything follows from the 1D bound $|v(t, \cdot)| \le c$: every sample then
+# moves with speed at most $\sqrt d\, c$, and $\|v_t\|^2_{L^2(\mu_t)} \le d c^2$. Evaluating the
+# formula [41] on samples would test it against itself, so we recover the velocity from the
+# **law** of $K(t)$ [30-31] alone (`symmetric_flux_1d`, `KacFlow.law_velocity`). The law is
+# symmetric; its two atoms of mass $e^{-at}/2$ sit at $\pm ct$, so they move with $\pm c$; on
+# the open cone the continuous part $\tilde u$ obeys $\partial_t \tilde u + \partial_x J = 0$
+# with $J(t, 0) = 0$. Following the point $x = ct\,\xi$ for fixed $\xi \in (0, 1)$,
+#
+# $$J(t, x) = c\,\xi\,\tilde u(t, x) - \frac{d}{dt}\int_0^{ct\xi} \tilde u(t, y)\,dy ,$$
+#
+# (or the same with the mass to the right of $x$, atom included, whichever is smaller), with
+# the masses by Gauss-Legendre quadrature and $d/dt$ by a centred difference. Then
+# $v = J/\tilde u$ and $\|v_t\|^2 = d\,\big(c^2 e^{-at} + \int J^2/\tilde u\,dx\big)$.
+#
+# We check (i) the largest speed of the continuous part, $\max |J/\tilde u| \le c$, for the
+# three pairs of section 1 at 25 times in $[10^{-6}, 1]$; (ii) for $(a, c) = (25, 5)$ (the
+# paper's 2D model) in $d = 1, 2, 3$, the norm from the law, its ratio to $d c^2$, and a
+# Monte-Carlo estimate that evaluates [41] on exact draws: they must agree within
+# $\max|z| < 4$ over the 18 pairs $(d, t)$. At $t \to 0$ almost all the mass sits on the
+# atoms, which move with speed exactly $c$ per component, and the bound is attained.
 
 # %%
 KAC_BOUND = (25.0, 5.0)
 DIMS = [1, 2, 3]
 T_BOUND = [1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0]
-bound_rows = []
+SPEED_TIMES = np.logspace(-6, 0, 25)
+kac_names = [name for name in flows if name.startswith("Kac")]
+law_speed = {
+    name: max(flows[name].law_velocity(float(t)).max_speed for t in SPEED_TIMES) / flows[name].kac.c
+    for name in kac_names
+}
 t_dense = np.logspace(-4, 0, cfg["n_curve"])
-bound_curves = {}
+kac_line = KacFlow(Kac(*KAC_BOUND), 1)
+law_dense = np.array([kac_line.law_velocity(float(t)).norm_sq for t in t_dense])  # d = 1
+bound_rows = []
 for d in DIMS:
     flow = KacFlow(Kac(*KAC_BOUND), d)
-    bound_curves[d] = np.sqrt([flow.velocity_norm_sq(float(t)) for t in t_dense])
     for t in T_BOUND:
-        xk = flow.sample(t, cfg["n_mc"], generator=rt.generator, device=rt.device)
-        speeds = flow.velocity(t, xk).norm(dim=1)
         est = mc_velocity_norm_sq(flow, t, cfg["n_mc"], rt.generator, device=rt.device)
-        bound_rows.append((d, t, flow.velocity_norm_sq(t), est, float(speeds.max())))
+        bound_rows.append((d, t, flow.law_velocity(t).norm_sq, est))
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.2))
 c = KAC_BOUND[1]
 for i, d in enumerate(DIMS):
     col = COLORS[i]
-    ax.plot(t_dense, bound_curves[d], color=col, label=f"d = {d} (quadrature)")
+    ax.plot(t_dense, np.sqrt(d * law_dense), color=col, label=f"d = {d} (from the law)")
     rows = [r for r in bound_rows if r[0] == d]
     ax.errorbar(
         [r[1] for r in rows],
@@ -481,7 +559,6 @@ for i, d in enumerate(DIMS):
         mfc="none",
         color=col,
     )
-    ax.plot([r[1] for r in rows], [r[4] for r in rows], "x", color=col, ms=6)
     ax.axhline(math.sqrt(d) * c, color=col, ls="--", lw=1)
     ax.text(1.1e-4, math.sqrt(d) * c * 1.02, rf"$\sqrt{{{d}}}\,c$", color=col, fontsize=9)
 ax.set_xscale("log")
@@ -489,7 +566,7 @@ ax.set_xlabel("time t")
 ax.set_ylabel(r"$\|v_t\|_{L^2(\mu_t)}$ (length/time)")
 ax.set_title(
     f"Kac (a, c) = ({KAC_BOUND[0]:g}, {c:g}): "
-    + r"$\|v_t\| \leq \sqrt{d}\,c$ (o: Monte Carlo, x: largest speed of a draw)"
+    + r"$\|v_t\| \leq \sqrt{d}\,c$ (o: Monte Carlo with [41])"
 )
 ax.legend(fontsize=8, loc="lower left")
 fig.tight_layout()
@@ -498,29 +575,67 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(" d      t   ||v|| quad   ||v|| MC   sqrt(d) c   max speed")
-for d, t, quad, est, vmax in bound_rows:
+print(" d      t   ||v|| law   ||v|| MC       z   sqrt(d) c")
+for d, t, law, est in bound_rows:
+    z = (est.mean - law) / est.stderr
     print(
-        f"{d:2d} {t:7.3g} {math.sqrt(quad):11.4f} {math.sqrt(est.mean):10.4f}"
-        f" {math.sqrt(d) * c:11.4f} {vmax:11.4f}"
+        f"{d:2d} {t:7.3g} {math.sqrt(law):11.4f} {math.sqrt(est.mean):10.4f} {z:7.2f}"
+        f" {math.sqrt(d) * c:11.4f}"
     )
-kac_ratio_mc = max(math.sqrt(est.mean) / (math.sqrt(d) * c) for d, _, _, est, _ in bound_rows)
-kac_ratio_speed = max(vmax / (math.sqrt(d) * c) for d, _, _, _, vmax in bound_rows)
-kac_ratio_quad = max(
-    ns.max() / flows[name].kac.c ** 2 for name, (_, ns) in curves.items() if name.startswith("Kac")
-)
-print(f"max MC ||v|| / (sqrt(d) c) = {kac_ratio_mc:.4f}")
-print(f"max speed of a draw / (sqrt(d) c) = {kac_ratio_speed:.6f}")
-print(f"max quadrature ||v||^2 / (d c^2) over section 1 = {kac_ratio_quad:.4f}")
+kac_ratio_law = max(law_dense.max() / c**2, max(law / (d * c**2) for d, _, law, _ in bound_rows))
+law_means = [est.mean for _, _, _, est in bound_rows]
+law_ses = [est.stderr for _, _, _, est in bound_rows]
+law_refs = [law for _, _, law, _ in bound_rows]
+kac_z_law = max_abs_z(law_means, law_ses, law_refs)
+kac_mc_ok = agrees(law_means, law_ses, law_refs, z_max=4.0)
+print(f"max ||v||^2 / (d c^2) from the law, t in [1e-4, 1] = {kac_ratio_law:.4f}")
+print(f"Monte Carlo with [41] vs the law: max |z| = {kac_z_law:.2f}")
+print("largest speed of the continuous part / c, from the law, t in [1e-6, 1]:")
+for name, ratio in law_speed.items():
+    print(f"  {name:<24} {ratio:.4f}")
+
+# %% [markdown]
+# **The formula [41] against the random walk.** The curves of section 1 use the velocity
+# formula [41]. Since $v(t, x) = \mathbb E[\dot K(t) \mid K(t) = x]$ [94], the tower property
+# gives $\mathbb E[v(t, K(t))\,\dot K(t)] = \mathbb E[v(t, K(t))^2] = \|v_t\|^2$: the velocity
+# tested against the speeds of the walk itself. We estimate the left side on random-walk
+# paths of App. A.1 (`kac_path_projection`; speeds as forward differences over
+# $h = 10^{-6}/a$) at the seven marker times of section 1, for the three Kac pairs, and
+# require $\max|z| < 4$ against the quadrature curve. A velocity that were zero, negated or
+# scaled would fail.
+
+# %%
+projection = {
+    name: [
+        (t, kac_path_projection(flows[name].kac, t, cfg["n_mc"], rt.generator, device=rt.device))
+        for t in MC_TIMES
+    ]
+    for name in kac_names
+}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+proj_z = {}
+for name, rows in projection.items():
+    means = [est.mean for _, est in rows]
+    ses = [est.stderr for _, est in rows]
+    refs = [norm_sq(name, t) for t, _ in rows]
+    proj_z[name] = max_abs_z(means, ses, refs)
+    print(f"{name:<24} E[v(t, K) dK/dt] vs ||v_t||^2: max |z| = {proj_z[name]:.2f}")
+proj_ok = max(proj_z.values()) < 4.0
 
 # %% [markdown]
 # ## Reproduced / differs
 #
 # Each claim of the paper's Section 3 table (PAPER.md section 1) against what this notebook
-# measured; the verdict is computed from the numbers above.
+# measured; the verdict is computed from the numbers above, with the thresholds stated in
+# the text: $\max|z| < 4$ for Monte Carlo, $10^{-3}$ relative for the path-based Lipschitz
+# integral, ratio $\ge 0.9$ and $|z| < 4$ for the diffusion energy, $0.05$ and $0.025$ for the
+# Boltzmann rates, $0.05$ for the Poisson exponent, and ratios $\le 1$ for the Kac bounds.
 
 # %%
 # NBVAL_CHECK_OUTPUT
+prev_decade, last_decade_mc = diffusion_decades
 claims = [
     (
         "coupling: ||v_t||^2 = d",
@@ -529,8 +644,8 @@ claims = [
     ),
     (
         "coupling: [4] fails at t = 1 (Lip = 1/(1-t))",
-        f"int_0^(1-eps) Lip dt gains {lip_slope:.4f} per decade (ln 10 = 2.3026)",
-        abs(lip_slope / math.log(10) - 1) < 1e-6,
+        f"int Lip dt from paths gains {lip_slope:.4f}/decade (ln 10 = 2.3026)",
+        lipschitz_divergence_verdict(lip_slope, rtol=1e-3),
     ),
     (
         "diffusion: ||v_t||^2 = d/(4t)",
@@ -539,8 +654,10 @@ claims = [
     ),
     (
         "diffusion: energy [3] diverges at t = 0",
-        f"E(eps) gains {diffusion_slope:.4f} per decade (ln(10)/4 = 0.5756)",
-        abs(diffusion_slope / (math.log(10) / 4) - 1) < 1e-6,
+        f"MC decades add {prev_decade.mean:.4f}, {last_decade_mc.mean:.4f} (ln(10)/4 = 0.5756)",
+        energy_divergence_verdict(
+            prev_decade, last_decade_mc, math.log(10) / 4, ratio_min=0.9, z_max=4.0
+        ),
     ),
     (
         "Boltzmann: peak explodes with mode distance",
@@ -553,24 +670,24 @@ claims = [
         abs(poisson_exponent + 1) < 0.05 and mc_ok[POISSON],
     ),
     (
-        "Kac: ||v_t||^2 <= d c^2 (Prop. 11)",
-        f"max ratio: quadrature {kac_ratio_quad:.4f}, MC {kac_ratio_mc**2:.4f}",
-        kac_ratio_quad <= 1 + 1e-9 and kac_ratio_mc <= 1 + 1e-9,
+        "Kac: |v| <= c from the law (Prop. 11)",
+        f"max |J/u|/c = {max(law_speed.values()):.4f}; atoms move with c",
+        max(law_speed.values()) <= 1.0,
     ),
     (
-        "Kac: every speed <= sqrt(d) c, d = 1, 2, 3",
-        f"max speed / (sqrt(d) c) = {kac_ratio_speed:.6f}",
-        kac_ratio_speed <= 1 + 1e-9,
+        "Kac: ||v_t||^2 <= d c^2, d = 1-3 (Prop. 11)",
+        f"law: max ratio {kac_ratio_law:.4f}; MC [41] vs law max|z| {kac_z_law:.2f}",
+        kac_ratio_law <= 1.0 and kac_mc_ok,
     ),
     (
         "Kac: energy [3] finite as eps -> 0",
-        "last decade adds " + ", ".join(f"{v:.1e}" for v, _ in kac_tails.values()),
+        "law: last decade adds " + ", ".join(f"{v:.1e}" for v, _ in kac_tails.values()),
         all(0 <= v <= cap for v, cap in kac_tails.values()),
     ),
     (
-        "Kac: curves agree with Monte Carlo",
-        "MC agree=" + str(all(ok for k, ok in mc_ok.items() if k.startswith("Kac"))),
-        all(ok for k, ok in mc_ok.items() if k.startswith("Kac")),
+        "Kac: v = E[dK/dt | K] on random-walk paths",
+        f"E[v dK/dt] vs ||v||^2: max|z| {max(proj_z.values()):.2f}",
+        proj_ok,
     ),
 ]
 for claim, measured, ok in claims:
@@ -579,17 +696,20 @@ print(f"{sum(ok for _, _, ok in claims)} of {len(claims)} claims reproduced")
 
 # %% [markdown]
 # **Summary.** The table above is computed from this notebook's measurements. The coupling
-# flow has constant energy $d$ but its Lipschitz constant $1/(1-t)$ has a logarithmically
-# divergent integral, so condition [4] fails at $t = 1$. Diffusion's $\|v_t\|^2 = d/(4t)$ is
-# confirmed by Monte Carlo, and its energy grows by exactly $\tfrac14\ln 10$ per decade of
-# $\varepsilon$, so condition [3] fails. For the Boltzmann interpolation the numbers confirm the
-# paper's claim and make the mechanism explicit. The peak norm grows like $e^{m}$ for Laplace
-# modes, the exponential growth the paper describes. For Gaussian modes it grows faster, like
-# $e^{m^2/2}/m$, because the norm is of order one over the density of the valley the mass must
-# cross. A plain translation of one mode does not explode (its velocity is constant,
-# `tests/test_flows.py`): the blow-up needs mass to cross a low-density region. The Poisson field
-# gives speeds $\approx \delta/z$ near the data plane, and the truncated norm grows like
-# $z^{-1}$, so PFGM needs a cut-off $z_{\min}$. The Kac flows stay below $d c^2$ at every
-# time, in $d = 1, 2, 3$. The bound is attained as $t \to 0$, where the atoms move at speed $c$.
-# Their energy converges, and for $at \gg 1$ their norms follow the diffusion's $1/(4t)$
-# (all pairs share $c^2/a = 1$). Rows marked DIFFERS, if any, are reported as measured.
+# flow has constant energy $d$, but the particles $X_t = (1-t)Z$ themselves force a
+# Lipschitz constant $1/(1-t)$ on any velocity that moves them, and its integral diverges
+# logarithmically, so condition [4] fails at $t = 1$. Diffusion's $\|v_t\|^2 = d/(4t)$ is
+# confirmed by Monte Carlo, and the Monte-Carlo energy adds the same $\tfrac14\ln 10$ in each
+# of the last two decades of $\varepsilon$, so condition [3] fails. For the Boltzmann
+# interpolation the numbers confirm the paper's claim and make the mechanism explicit. The
+# peak norm grows like $e^{m}$ for Laplace modes, the exponential growth the paper describes.
+# For Gaussian modes it grows faster, like $e^{m^2/2}/m$, because the norm is of order one over
+# the density of the valley the mass must cross. A plain translation of one mode does not
+# explode (its velocity is constant, `tests/test_flows.py`): the blow-up needs mass to cross a
+# low-density region. The Poisson field gives speeds $\approx \delta/z$ near the data plane,
+# and the truncated norm grows like $z^{-1}$, so PFGM needs a cut-off $z_{\min}$. For the Kac
+# flow the velocity recovered from the law of $K(t)$ alone stays below $c$, its norm below
+# $d c^2$ at every time in $d = 1, 2, 3$ (attained as $t \to 0$, where the atoms move at
+# speed $c$), and its energy converges. The formula [41] matches both that norm and the
+# speeds of the random walk. For $at \gg 1$ the Kac norms follow the diffusion's $1/(4t)$ (all
+# pairs share $c^2/a = 1$). Rows marked DIFFERS, if any, are reported as measured.

@@ -17,7 +17,8 @@
 # 2. **Prop 11**: $t \mapsto \mathrm{law}(X_t)$ is Lipschitz in $W_2$ with constant
 #    $\sqrt d\,c$, $\|v_t\|^2_{L^2(\mu_t)} \le d c^2$, and the support grows at most like $ct$;
 # 3. **Thm 12**: the density of $X_t$ approaches the one of $X_0 + \sigma W(t)$,
-#    $\sigma^2 = c^2/a$, in $L^2$, at a rate in $t$ that improves with $d$;
+#    $\sigma^2 = c^2/a$, in $L^2$, at a rate in $t$ that improves with $d$ (the rate as the
+#    talk slides give it, $O(t^{-(1/2 + (d-1)/4)})$);
 # 4. **Lemma 13 / Thm 14 [88, 93], Cor 15 [95]**: for product densities the velocity is the
 #    vector of the 1D velocities: a finite-difference check of the 2D continuity equation [2].
 #
@@ -51,14 +52,21 @@ from kacnb.multid import (
     gaussian_telegraph_heat_l2_leading,
     kac_increment_second_moment,
     loglog_slope,
+    mean_square_displacement,
     product_flow_2d,
+    rate_bound_verdict,
     rms_displacement,
     smiley_cloud,
     sup_excursion,
+    support_verdict,
     telegraph_heat_l2,
+    thm12_slides_exponent,
     w2_assignment,
+    w2_lipschitz_verdict,
 )
 from kacnb.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
+from kacnb.stats import max_abs_z
+from kacnb.telegraph import heat_density, mass_outside, solve_telegraph
 
 rt = runtime.setup(profile, device, seed)
 
@@ -240,16 +248,32 @@ plt.show()
 # two empirical clouds of the same particles (optimal assignment, `w2_assignment`; it can
 # only be smaller than the coupled RMS), the closed form and the bound.
 #
+# The pathwise ratio RMS / $(\sqrt d\,c\,\tau)$ cannot exceed 1 for the random walk, whose
+# components move with speed $c$ by construction, so it is shown but does not decide the
+# verdict. The verdict asks two things that can fail: the Monte-Carlo mean square
+# displacement of the coupled paths (`mean_square_displacement`) agrees with the closed form
+# within $|z| < 4$ at every lag (a walk with a wrong switching rate or correlation would not),
+# and the closed form's root stays at or below $\sqrt d\, c\,\tau$.
+#
 # **Velocity.** The conditional velocity is $v(t, K^i(t))$ componentwise with $|v| \le c$
 # [41], so $\|v_t\|^2_{L^2(\mu_t)} \le d c^2$ for all $t$, in contrast to the $d/(4t)$ of the
-# heat flow (notebook 01). We estimate $\mathbb E|v_t(K(t))|^2$ by Monte Carlo
-# (`mc_velocity_norm_sq` with exact samples) and by quadrature (`KacFlow.velocity_norm_sq`),
-# and also compute the norm of the **marginal** velocity of $X_0 + K(t)$ for
-# $X_0 \sim N(0, 0.5^2 I_2)$ (Cor 15, `convolved_velocity_norm_sq`), which Jensen's inequality
-# puts below the conditional one.
+# heat flow (notebook 01). As in notebook 01 (section 5), the norm for $X_0 = 0$ is recovered
+# from the law of $K(t)$ alone, through the continuity equation (`KacFlow.law_velocity`, no
+# use of [41]); it is compared with $d c^2$ and with a Monte-Carlo estimate that evaluates
+# [41] on exact draws (`mc_velocity_norm_sq`, $|z| < 4$ at every time). We also compute the
+# norm of the **marginal** velocity of $X_0 + K(t)$ for $X_0 \sim N(0, 0.5^2 I_2)$ (Cor 15,
+# `convolved_velocity_norm_sq`), which Jensen's inequality puts below the conditional one.
 #
-# **Support.** $\max_j |X_t^j - X_0^j|_\infty \le c t$; the bound is attained as long as some
-# component has not switched yet (probability $e^{-at}$ each).
+# **Support.** Along the walk $\max_j |X_t^j - X_0^j|_\infty \le c t$ holds by construction
+# (attained as long as some component has not switched, probability $e^{-at}$ each), so the
+# samples illustrate the claim but cannot test it. The test uses the telegrapher's equation
+# instead (Thm 1: its solution is the density of $X_0 + K(t)$ in each coordinate): the
+# finite-difference solution (`solve_telegraph`, $\Delta x = 0.01$ and $0.005$) started from
+# the Epanechnikov density $f_0(x) = \tfrac34(1 - x^2)$ on $[-1, 1]$ (the range of each
+# coordinate of the smiley) must leave at most $5\cdot 10^{-5}$ of its mass outside
+# $[-1 - ct, 1 + ct]$ at $t = 0.1, 0.3, 1, 2$ on the fine grid; what it leaves there is
+# discretisation error, which falls as $\Delta x$ does. As a control, the heat density with the
+# same $\sigma$ (infinite propagation speed) is measured the same way.
 
 # %%
 S0_PROP11 = 0.5
@@ -269,6 +293,7 @@ for ac in PAIRS:
     x0 = smiley_cloud(cfg["n_rms"])
     xs = x0 + kac.paths(lag_times, cfg["n_rms"], dim=D, generator=gen)
     rms = np.array([rms_displacement(xs[0], xs[i + 1]) for i in range(len(taus))])
+    msd = np.array([mean_square_displacement(xs[0], xs[i + 1]) for i in range(len(taus))])
     sub = torch.randperm(cfg["n_rms"], generator=gen)[: cfg["n_w2"]]
     w2 = np.array([w2_assignment(xs[0][sub], xs[i + 1][sub]) for i in range(len(taus))])
     rms_exact = torch.sqrt(D * kac_increment_second_moment(taus, a, c)).numpy()
@@ -278,7 +303,8 @@ for ac in PAIRS:
     # velocity norms
     flow = KacFlow(kac, D)
     mc = [mc_velocity_norm_sq(flow, float(t), cfg["n_mc"], generator=gen) for t in mc_times]
-    quad = np.array([flow.velocity_norm_sq(float(t)) for t in quad_times])
+    law = np.array([flow.law_velocity(float(t)).norm_sq for t in mc_times])
+    law_curve = np.array([flow.law_velocity(float(t)).norm_sq for t in quad_times])
     marg = np.array(
         [convolved_velocity_norm_sq(f0_gauss, float(t), a, c, S0_PROP11, dim=D) for t in mc_times]
     )
@@ -286,11 +312,15 @@ for ac in PAIRS:
         "rms": rms,
         "w2": w2,
         "rms_exact": rms_exact,
+        "msd": msd[:, 0],
+        "msd_se": msd[:, 1],
+        "msd_exact": D * kac_increment_second_moment(taus, a, c).numpy(),
         "bound": math.sqrt(D) * c * taus.numpy(),
         "exc_ratio": exc / (c * exc_times.numpy()),
         "mc": np.array([m.mean for m in mc]),
         "mc_se": np.array([m.stderr for m in mc]),
-        "quad": quad,
+        "law": law,
+        "law_curve": law_curve,
         "marg": marg,
     }
 
@@ -298,27 +328,74 @@ for ac in PAIRS:
 # NBVAL_CHECK_OUTPUT
 print(f"d = {D}, s = {s_ref}, tau in [{float(taus[0]):.3g}, {float(taus[-1]):.3g}]")
 for (a, c), r in prop11.items():
-    quad_at_mc = np.array([KacFlow(Kac(a, c), D).velocity_norm_sq(float(t)) for t in mc_times])
+    quantities = {
+        "max_tau RMS_MC / (sqrt(d) c tau), walk": (r["rms"] / r["bound"]).max(),
+        "max_tau W2_assign / (sqrt(d) c tau)": (r["w2"] / r["bound"]).max(),
+        "max_tau |MSD_MC - MSD_exact| / s.e.": max_abs_z(r["msd"], r["msd_se"], r["msd_exact"]),
+        "max_tau sqrt(MSD_exact) / (sqrt(d) c tau)": (np.sqrt(r["msd_exact"]) / r["bound"]).max(),
+        "max_t law ||v_t||^2 / (d c^2)": (r["law"] / (D * c**2)).max(),
+        "max_t |MC [41] - law| / s.e.": max_abs_z(r["mc"], r["mc_se"], r["law"]),
+        "max_t marginal ||v_t||^2 / (d c^2)": (r["marg"] / (D * c**2)).max(),
+        "max_t max|X_t - X_0|_inf / (c t), walk": r["exc_ratio"].max(),
+    }
     print(f"(a, c) = ({a:g}, {c:g})")
-    print(f"  max_tau RMS_MC / (sqrt(d) c tau)     = {(r['rms'] / r['bound']).max():.4f}")
-    print(f"  max_tau W2_assign / (sqrt(d) c tau)  = {(r['w2'] / r['bound']).max():.4f}")
-    dev_rms = np.abs(r["rms"] / r["rms_exact"] - 1).max()
-    print(f"  max_tau |RMS_MC / RMS_exact - 1|     = {dev_rms:.3f}")
-    print(f"  max_t MC ||v_t||^2 / (d c^2)         = {(r['mc'] / (D * c**2)).max():.4f}")
-    z_mc = (np.abs(r["mc"] - quad_at_mc) / r["mc_se"]).max()
-    print(f"  max_t |MC - quadrature| / std.err.   = {z_mc:.1f}")
-    print(f"  max_t marginal ||v_t||^2 / (d c^2)   = {(r['marg'] / (D * c**2)).max():.4f}")
-    print(f"  max_t max|X_t - X_0|_inf / (c t)     = {r['exc_ratio'].max():.4f}")
+    for label, value in quantities.items():
+        print(f"  {label:<42} = {value:.4f}")
 
 # %% [markdown]
-# The ratios to the bounds stay at or below 1, as Prop 11 says they must (they are pathwise
-# statements, so Monte-Carlo noise cannot push them above 1). The coupled RMS agrees with the
-# closed form within sampling error. The figure shows the two regimes: for $\tau \ll 1/a$
-# the displacement follows the ballistic bound $\sqrt d\, c\,\tau$ (the constant of Prop 11 is
-# sharp), for $\tau \gg 1/a$ it is diffusive, $\approx \sqrt{d\sigma^2\tau}$. The velocity norm
-# starts at $d c^2$ (all mass still on the atoms, moving with $\pm c$) and decays; the
-# marginal norm for a spread-out $X_0$ is smaller still. The support bound is attained at
-# small $t$ and becomes loose once every component has switched.
+# The ratios marked "(walk)" are at most 1 by construction of the random walk. What can fail
+# is the agreement of the coupled paths with the closed form, and of the Monte-Carlo norm
+# with the norm recovered from the law: both are within sampling error, and the closed form
+# and the law's norm stay below their bounds. The figure shows the two regimes: for
+# $\tau \ll 1/a$ the displacement follows the ballistic bound $\sqrt d\, c\,\tau$ (the constant
+# of Prop 11 is sharp), for $\tau \gg 1/a$ it is diffusive, $\approx \sqrt{d\sigma^2\tau}$. The
+# velocity norm starts at $d c^2$ (all mass still on the atoms, moving with $\pm c$) and
+# decays; the marginal norm for a spread-out $X_0$ is smaller still.
+
+# %%
+SUPPORT_TIMES = [0.1, 0.3, 1.0, 2.0]
+SUPPORT_DX = (0.01, 0.005)
+SUPPORT_TOL = 5e-5
+
+
+def epanechnikov(y):
+    """Density 3/4 (1 - y^2) on [-1, 1]: an initial law with the support [-1, 1]."""
+    return 0.75 * (1.0 - y * y).clamp_min(0.0)
+
+
+support = {}
+for a, c in PAIRS:
+    t_end = max(SUPPORT_TIMES)
+    half = 2.0 + c * t_end  # the PDE solution never reaches the ends of the grid
+    out = {}
+    for dx in SUPPORT_DX:
+        grid = torch.linspace(-half, half, int(round(2 * half / dx)) + 1, dtype=F64)
+        _, snaps = solve_telegraph(epanechnikov(grid), grid, t_end, a, c, times=SUPPORT_TIMES)
+        edges = [(-1.0 - c * t, 1.0 + c * t) for t in SUPPORT_TIMES]
+        out[dx] = max(mass_outside(snaps[i], grid, *edges[i]) for i in range(len(edges)))
+    sigma = c / math.sqrt(a)
+    heats = [heat_density(epanechnikov, grid, t, sigma) for t in SUPPORT_TIMES]
+    heat_out = max(mass_outside(heats[i], grid, *edges[i]) for i in range(len(edges)))
+    support[(a, c)] = {"out": out, "heat_out": heat_out, "grid": grid, "pde": snaps, "heat": heats}
+pde_out = max(r["out"][SUPPORT_DX[-1]] for r in support.values())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("telegraph PDE from 3/4 (1 - x^2) on [-1, 1]; mass outside [-1 - ct, 1 + ct], max over")
+print(f"t in {SUPPORT_TIMES}; heat control: same sigma, fine grid")
+for (a, c), r in support.items():
+    coarse, fine = (r["out"][dx] for dx in SUPPORT_DX)
+    print(
+        f"(a, c) = ({a:g}, {c:g}): dx = {SUPPORT_DX[0]:g}: {coarse:.2e}, "
+        f"dx = {SUPPORT_DX[1]:g}: {fine:.2e}; heat control: {r['heat_out']:.2e}"
+    )
+
+# %% [markdown]
+# The PDE solution leaves only discretisation error outside the cone, falling with
+# $\Delta x$, below the threshold; the heat density with the same $\sigma$ puts far more
+# there. For $(25, 5)$ the control leaks mainly at the smallest time: once $at \gg 1$ the
+# spread $\sigma\sqrt t$ of the law is much smaller than $ct$, so the support bound is far
+# from sharp and even the heat density stays (almost) inside it.
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), constrained_layout=True)
@@ -335,10 +412,10 @@ for k, ((a, c), r) in enumerate(prop11.items()):
     ax = axes[1]
     ax.loglog(
         quad_times,
-        r["quad"] / (D * c**2),
+        r["law_curve"] / (D * c**2),
         "-",
         color=col,
-        label=f"{lab}: $E|v(t, K)|^2$ (quadrature)",
+        label=f"{lab}: $\\|v_t\\|^2$ from the law of $K(t)$",
     )
     ax.errorbar(
         mc_times,
@@ -348,7 +425,7 @@ for k, ((a, c), r) in enumerate(prop11.items()):
         color=col,
         ms=4,
         mfc="none",
-        label=f"{lab}: Monte Carlo",
+        label=f"{lab}: Monte Carlo with [41]",
     )
     ax.loglog(
         mc_times,
@@ -360,7 +437,13 @@ for k, ((a, c), r) in enumerate(prop11.items()):
         label=f"{lab}: marginal, $X_0 \\sim N(0, 0.25 I)$",
     )
     ax = axes[2]
-    ax.semilogx(exc_times, r["exc_ratio"], "o-", color=col, ms=4, label=lab)
+    sup = support[(a, c)]
+    i_show = SUPPORT_TIMES.index(0.3)
+    g = sup["grid"].numpy()
+    ax.semilogy(g, sup["pde"][i_show].abs().numpy().clip(1e-16), "-", color=col, label=lab)
+    ax.semilogy(g, sup["heat"][i_show].numpy().clip(1e-16), "--", color=col, lw=0.8)
+    for edge in (-1.0 - c * 0.3, 1.0 + c * 0.3):
+        ax.axvline(edge, color=col, ls=":", lw=0.8)
 axes[0].plot([], [], ":", color="grey", label="bound $\\sqrt{d}\\, c\\, |t - s|$")
 axes[0].set_xlabel("lag $\\tau = t - s$ ($s = 0.5$)")
 axes[0].set_ylabel("distance")
@@ -371,11 +454,13 @@ axes[1].set_xlabel("time $t$")
 axes[1].set_ylabel("$\\|v_t\\|^2_{L^2(\\mu_t)} / (d c^2)$")
 axes[1].set_title("velocity norm: conditional ($X_0 = 0$) and marginal")
 axes[1].legend(fontsize=7)
-axes[2].axhline(1.0, color="grey", ls=":", label="bound $c t$")
-axes[2].set_ylim(0, 1.1)
-axes[2].set_xlabel("time $t$")
-axes[2].set_ylabel("$\\max_j |X^j_t - X^j_0|_\\infty / (c t)$")
-axes[2].set_title("support growth, $X_0$ = smiley")
+axes[2].plot([], [], "--", color="grey", lw=0.8, label="heat density, same $\\sigma$")
+axes[2].plot([], [], ":", color="grey", lw=0.8, label="$\\pm(1 + ct)$")
+axes[2].set_ylim(1e-12, 3.0)
+axes[2].set_xlim(-5, 5)
+axes[2].set_xlabel("$x$")
+axes[2].set_ylabel("$|u(t, x)|$ at $t = 0.3$")
+axes[2].set_title("support: telegraph PDE from $\\frac{3}{4}(1 - x^2)$ on $[-1, 1]$")
 axes[2].legend(fontsize=8)
 fig.suptitle("Prop 11 in d = 2: Lipschitz curve in $W_2$, bounded velocity, linear support growth")
 save_figure(fig, "nb03_prop11", figures_dir)
@@ -396,22 +481,35 @@ plt.show()
 # so the $d$-dimensional distance is exact up to 1D quadrature (`telegraph_heat_l2`, which
 # evaluates this without cancellation).
 #
-# **The rate.** PAPER.md does not restate the rate of Thm 12, so the form we compare with is
-# **our own derivation** (a heuristic made exact at leading order for Gaussian $X_0$,
-# `gaussian_telegraph_heat_l2_leading`). The characteristic function of $K(t)$ is
+# **The rate.** The paper's text lost the rate of Thm 12. The talk slides give it, as far as
+# their text can be read, as
+#
+# $$\|p_t - q_t\|_{L^2(\mathbb R^d)} = O\big(t^{-(1/2 + (d-1)/4)}\big) \qquad (t \to \infty),$$
+#
+# with a remainder term of order $t^{-(1/2 + d/4)}$ (PAPER.md section 3,
+# `thm12_slides_exponent`). This reading is uncertain: the exponent is taken from the text of
+# the slides, not from a proof we could follow, and the slides do not say under which
+# assumptions on $X_0$ it holds or whether it is sharp. It is an upper bound, so a measured
+# log-log slope at least as steep as $-(1/2 + (d-1)/4) = -0.5, -0.75, -1$ for $d = 1, 2, 3$ is
+# consistent with it, and a flatter slope would contradict it (`rate_bound_verdict`:
+# measured slope $\le$ that exponent). We fit the slope on $t \in [10, 100]$.
+#
+# To explain what we measure, here is **our own derivation** (not the paper's; a heuristic
+# made exact at leading order for Gaussian $X_0$, `gaussian_telegraph_heat_l2_leading`). The
+# characteristic function of $K(t)$ is
 # $e^{-at}(\cosh \omega t + \tfrac{a}{\omega}\sinh\omega t)$, $\omega = \sqrt{a^2 - c^2k^2}$;
 # expanding for $ck \ll a$ gives
 # $\hat u = \hat h\,\big(1 + \tfrac{\sigma^2k^2}{4a} - \tfrac{\sigma^4 k^4 t}{8a} + \dots\big)$.
 # At the relevant frequencies $k \sim 1/(\sigma\sqrt t)$ the correction is a relative
 # $O(1/(at))$, while the $L^2$ norm of a $d$-dimensional density of spread $\sqrt t$ is
-# $O(t^{-d/4})$. Hence
+# $O(t^{-d/4})$. Hence, for smooth $X_0$ such as this Gaussian,
 #
 # $$\|p_t - q_t\|_{L^2(\mathbb R^d)} \approx C_d\, a^{-1}\, t^{-(1 + d/4)} \qquad (t \to \infty),$$
 #
-# a rate that improves with $d$: slopes $-1.25, -1.5, -1.75$ for $d = 1, 2, 3$ on a log-log
-# plot, while the *relative* distance $\|p_t - q_t\|/\|q_t\|$ decays like $t^{-1}$ in every
-# dimension. We fit the slope on $t \in [10, 100]$ and also compare with the closed-form
-# leading term (including the initial spread $0.5$).
+# steeper than the slides' bound by $3/4$ in every dimension, and improving with $d$ at the
+# same $1/4$ per dimension. The table also gives the margin between the measured slope and
+# the slides' exponent: the verdict would only change if the exponent of the slides were
+# misread by more than that margin.
 
 # %%
 S0 = 0.5
@@ -420,6 +518,7 @@ thm12_times = torch.logspace(-1, 2, cfg["n_thm12"], dtype=F64)
 FIT_FROM = 10.0
 fit_mask = (thm12_times >= FIT_FROM - 1e-9).numpy()
 f0_thm12 = gauss(0.0, S0)
+slides = {d: thm12_slides_exponent(d) for d in THM12_DIMS}
 thm12 = {}
 for a, c in PAIRS:
     res = telegraph_heat_l2(f0_thm12, thm12_times.tolist(), a, c, S0, dims=THM12_DIMS)
@@ -444,31 +543,39 @@ for a, c in PAIRS:
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"X_0 ~ N(0, {S0}^2 I_d); slopes fitted on t in [{FIT_FROM:g}, 100]")
-print("columns: ||p_t - q_t|| at t = 1 and t = 100; fitted slope; derived slope -(1 + d/4);")
+print("columns: ||p_t - q_t|| at t = 1 and t = 100; fitted slope; slides' exponent")
+print("-(1/2 + (d-1)/4) and the margin (exponent - slope, > 0: steeper than the bound);")
+print("our leading term: its exponent -(1 + d/4), its slope on the fit window, exact/leading")
+print("at t = 100; slope of ||p-q||/||q||")
 print(
-    "slope of the leading term on the fit window; exact/leading at t = 100; slope of ||p-q||/||q||"
+    " (a, c)   d     t = 1    t = 100   slope  slides  margin   ours  leading  exact/lead"
+    "  rel. slope"
 )
-print(" (a, c)   d     t = 1    t = 100   slope  derived  leading  exact/lead  rel. slope")
 for (a, c), r in thm12.items():
     i1 = int(np.argmin(np.abs(thm12_times.numpy() - 1.0)))
     for j, d in enumerate(THM12_DIMS):
         print(
             f"({a:g}, {c:g}) {d:3d}  {r['dist'][i1, j]:9.3e}  {r['dist'][-1, j]:9.3e}  "
-            f"{r['slope'][j]:6.3f}  {-(1 + d / 4):7.3f}  {r['slope_lead'][j]:7.3f}  "
+            f"{r['slope'][j]:6.3f}  {slides[d]:6.3f}  {slides[d] - r['slope'][j]:6.3f}  "
+            f"{-(1 + d / 4):5.2f}  {r['slope_lead'][j]:7.3f}  "
             f"{r['dist'][-1, j] / r['lead'][-1, j]:10.4f}  {r['slope_rel'][j]:10.3f}"
         )
 
 # %% [markdown]
-# What to read in the table: the fitted slopes lie within a few hundredths of $-(1 + d/4)$,
-# one step of $-1/4$ apart from one dimension to the next, and the relative distance
-# $\|p_t - q_t\|/\|q_t\|$ decays like $t^{-1}$ in every dimension, as the derivation says.
-# The small remaining gap to the asymptotic exponent is pre-asymptotic: for $(25, 5)$ the slope
-# of our closed-form leading term on the same window reproduces the measured one (the initial
-# spread still matters, $s_0^2/(\sigma^2 t) = 0.025$ at $t = 10$), and for $(1, 1)$ the
-# $O(1/(at))$ corrections to the leading term ($at = 10 \dots 100$) add a few hundredths. The
-# ratio exact/leading tends to 1 like $1 + O(1/(at))$: closer for $(25, 5)$ than for $(1, 1)$ at
-# the same $t$, and larger $a$ at fixed $\sigma^2$ gives a distance smaller by about $1/a$
-# (Thm 9). At small $t$ the distance first grows, since both densities start equal at $t = 0$.
+# What to read in the table: every fitted slope is steeper than the slides' exponent
+# $-(1/2 + (d-1)/4)$, so the measurements are consistent with the rate as we read it from the
+# slides; the margin is about $3/4$ in every dimension, so the bound, if read correctly, is
+# far from sharp for a Gaussian $X_0$. The slopes themselves lie within a few hundredths of
+# our leading-order exponent $-(1 + d/4)$, one step of $-1/4$ apart from one dimension to the
+# next, and the relative distance $\|p_t - q_t\|/\|q_t\|$ decays like $t^{-1}$ in every
+# dimension. The small remaining gap to $-(1 + d/4)$ is pre-asymptotic: for $(25, 5)$ the
+# slope of our closed-form leading term on the same window reproduces the measured one (the
+# initial spread still matters, $s_0^2/(\sigma^2 t) = 0.025$ at $t = 10$), and for $(1, 1)$
+# the $O(1/(at))$ corrections to the leading term ($at = 10 \dots 100$) add a few hundredths.
+# The ratio exact/leading tends to 1 like $1 + O(1/(at))$: closer for $(25, 5)$ than for
+# $(1, 1)$ at the same $t$, and larger $a$ at fixed $\sigma^2$ gives a distance smaller by
+# about $1/a$ (Thm 9). At small $t$ the distance first grows, since both densities start
+# equal at $t = 0$.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), constrained_layout=True, sharey=True)
@@ -490,12 +597,23 @@ for ax, ((a, c), r) in zip(axes, thm12.items(), strict=True):
             "--",
             color=col,
             lw=1.0,
-            label=f"d = {d}: leading term, $\\propto t^{{-{1 + d / 4:g}}}$ for large t",
+            label=f"d = {d}: our leading term, $\\propto t^{{-{1 + d / 4:g}}}$ for large t",
+        )
+        # slides' bound: slope -(1/2 + (d-1)/4), drawn through the measured value at t = 10
+        i10 = int(np.argmin(np.abs(t_np - FIT_FROM)))
+        tt = t_np[i10:]
+        ax.loglog(
+            tt,
+            r["dist"][i10, j] * (tt / t_np[i10]) ** slides[d],
+            ":",
+            color=col,
+            lw=1.2,
+            label=f"d = {d}: slides' bound slope {slides[d]:g}",
         )
     ax.axvspan(FIT_FROM, t_np[-1], color="grey", alpha=0.1, lw=0)
     ax.set_xlabel("time $t$")
     ax.set_title(f"$(a, c) = ({a:g}, {c:g})$, $\\sigma^2 = c^2/a = {c * c / a:g}$")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=6.5, loc="lower left")
 axes[0].set_ylabel("$\\|p_t - q_t\\|_{L^2(\\mathbb{R}^d)}$")
 fig.suptitle("Thm 12: telegraph vs heat density in d dimensions (shaded: fit window)")
 save_figure(fig, "nb03_thm12_rate", figures_dir)
@@ -630,34 +748,46 @@ plt.show()
 # ## 6. Reproduced / differs
 #
 # The table is computed from the numbers above; each verdict is a comparison with the
-# paper's statement (or, for the rate of Thm 12, with our derived form, since PAPER.md does not
-# restate the paper's rate).
+# paper's statement, for the rate of Thm 12 with the rate as read from the talk slides. The
+# thresholds are those of the text: $|z| < 4$ for Monte Carlo against a closed form or the
+# law, ratios $\le 1$ for the bounds, $5\cdot 10^{-5}$ for the PDE mass outside the cone,
+# slope $\le -(1/2 + (d-1)/4)$ for the rate, 2 % for our leading term, and for Lemma 13 a
+# fine-grid residual below $2\cdot 10^{-2}$ with observed order in $(1.7, 2.3)$ and a control
+# residual more than 10 times larger.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 rows = []
-ratio_w2 = max(
-    max((r["rms"] / r["bound"]).max(), (r["w2"] / r["bound"]).max()) for r in prop11.values()
+z_w2 = max(max_abs_z(r["msd"], r["msd_se"], r["msd_exact"]) for r in prop11.values())
+ratio_w2 = max((np.sqrt(r["msd_exact"]) / r["bound"]).max() for r in prop11.values())
+w2_ok = all(
+    w2_lipschitz_verdict(r["msd"], r["msd_se"], r["msd_exact"], r["bound"], z_max=4.0)
+    for r in prop11.values()
 )
 rows.append(
     (
         "Prop 11: W2(mu_s, mu_t) <= sqrt(d) c |t - s|",
-        f"max ratio {ratio_w2:.4f}",
-        "<= 1",
-        ratio_w2 <= 1 + 1e-9,
+        f"paths vs exact: max|z| {z_w2:.2f}; exact/bound {ratio_w2:.4f}",
+        "|z| < 4, <= 1",
+        w2_ok,
     )
 )
-ratio_v = max((r["mc"] / (D * ac[1] ** 2)).max() for ac, r in prop11.items())
+ratio_v = max((r["law"] / (D * ac[1] ** 2)).max() for ac, r in prop11.items())
+z_v = max(max_abs_z(r["mc"], r["mc_se"], r["law"]) for r in prop11.values())
 rows.append(
-    ("Prop 11: ||v_t||^2 <= d c^2", f"max ratio {ratio_v:.4f}", "<= 1", ratio_v <= 1 + 1e-9)
+    (
+        "Prop 11: ||v_t||^2 <= d c^2",
+        f"law: max ratio {ratio_v:.4f}; MC max|z| {z_v:.2f}",
+        "<= 1, |z| < 4",
+        ratio_v <= 1.0 and z_v < 4.0,
+    )
 )
-ratio_s = max(r["exc_ratio"].max() for r in prop11.values())
 rows.append(
     (
         "Prop 11: supp mu_t in supp mu_0 + [-ct, ct]^d",
-        f"max ratio {ratio_s:.4f}",
-        "<= 1",
-        ratio_s <= 1 + 1e-9,
+        f"PDE mass outside {pde_out:.1e}",
+        f"<= {SUPPORT_TOL:.0e}",
+        support_verdict(pde_out, tol=SUPPORT_TOL),
     )
 )
 dec = all(r["dist"][-1, j] < 0.01 * r["dist"][:, j].max() for r in thm12.values() for j in range(3))
@@ -671,12 +801,12 @@ rows.append(
 )
 for j, d in enumerate(THM12_DIMS):
     sl = [r["slope"][j] for r in thm12.values()]
-    ok = all(abs(s + 1 + d / 4) <= 0.05 for s in sl)
+    ok = all(rate_bound_verdict(s, slides[d]) for s in sl)
     rows.append(
         (
-            f"Thm 12 rate, d = {d} (derived -(1+d/4))",
+            f"Thm 12 rate, d = {d} (slides)",
             "slopes " + ", ".join(f"{s:.3f}" for s in sl),
-            f"{-(1 + d / 4):.3f} +- 0.05",
+            f"<= {slides[d]:.3f}",
             ok,
         )
     )
@@ -694,7 +824,7 @@ lead_ok = all(
 )
 rows.append(
     (
-        "Thm 12: leading term (our derivation) at t = 100",
+        "Thm 12: our leading term at t = 100 (not paper)",
         "exact/leading within 2 %" if lead_ok else "off by > 2 %",
         "ratio -> 1",
         lead_ok,
@@ -721,9 +851,12 @@ rows.append(
     )
 )
 width = max(len(r[0]) for r in rows)
-print(f"{'claim':<{width}}  {'measured':<34}  {'expected':<18}  verdict")
+mwidth = max(len(r[1]) for r in rows)
+ewidth = max(len(r[2]) for r in rows)
+print(f"{'claim':<{width}}  {'measured':<{mwidth}}  {'expected':<{ewidth}}  verdict")
 for claim, measured, expected, ok in rows:
-    print(f"{claim:<{width}}  {measured:<34}  {expected:<18}  {'reproduced' if ok else 'DIFFERS'}")
+    verdict = "reproduced" if ok else "DIFFERS"
+    print(f"{claim:<{width}}  {measured:<{mwidth}}  {expected:<{ewidth}}  {verdict}")
 n_ok = sum(r[3] for r in rows)
 print(f"{n_ok} of {len(rows)} checks reproduced")
 
@@ -731,15 +864,16 @@ print(f"{n_ok} of {len(rows)} checks reproduced")
 # **Summary.** The componentwise Kac process behaves as Sections 5-6 of the paper state. Its
 # paths (Figure 1) are piecewise linear along the diagonals and look Brownian for large
 # $(a, c)$ with $c^2/a$ fixed; a point cloud first splits into translated copies and then
-# blurs (talk figure). The three statements of Prop 11 hold pathwise in our samples, and the
-# closed-form increment moment shows that the constant $\sqrt d\,c$ is sharp for small lags.
-# For Thm 12 the $L^2$ distance to the heat density, computed exactly through 1D factors,
-# decays with a slope close to $-(1 + d/4)$ in $d = 1, 2, 3$: faster in higher dimension, as
-# the paper says. The exponent is our own derivation (PAPER.md does not restate the paper's
-# rate), and the measured slopes on $t \in [10, 100]$ are a few hundredths off it. That gap
-# is pre-asymptotic: for $(25, 5)$ our closed-form leading term has the same slope on that
-# window, and for $(1, 1)$ the exact/leading ratio still drifts towards 1 like $1 + O(1/(at))$.
-# Whether the paper's theorem states exactly this exponent or a weaker bound could not be
-# checked here, since PAPER.md does not give it. The 2D continuity equation with the
+# blurs (talk figure). For Prop 11 the coupled random-walk paths reproduce the closed-form
+# increment moment, which stays below $d c^2 \tau^2$ and is sharp for small lags; the velocity
+# norm recovered from the law of $K(t)$ stays below $d c^2$ and matches Monte Carlo with the
+# velocity formula; and the telegrapher's equation keeps its solution inside
+# $\mathrm{supp}\,f_0 + [-ct, ct]$ up to discretisation error. For Thm 12 the $L^2$ distance to
+# the heat density, computed exactly through 1D factors, decays in $d = 1, 2, 3$ with slopes
+# steeper than the exponent $-(1/2 + (d-1)/4)$ that the talk slides give (as far as their text
+# can be read), by about $3/4$: consistent with that upper bound, which is far from sharp
+# here. The measured slopes follow our own leading-order exponent $-(1 + d/4)$ (not the
+# paper's) within a few hundredths, a pre-asymptotic gap our closed-form leading term
+# explains; both improve with $d$, as the paper says. The 2D continuity equation with the
 # componentwise velocity of Lemma 13 / Thm 14 and Cor 15 holds up to second-order
 # discretisation error, while the heat-flow velocity fails it.

@@ -22,18 +22,27 @@ from kacnb.flows import (
     CouplingFlow,
     DiffusionFlow,
     KacFlow,
+    MCEstimate,
     PoissonFlow,
     boltzmann_1d,
+    energy_divergence_verdict,
     growth_rate,
+    kac_path_projection,
+    law_velocity,
+    lipschitz_divergence_verdict,
     log_time_integral,
+    mc_energy,
     mc_velocity_norm_sq,
     mixture_potential_1d,
+    path_lipschitz_lower_bound,
     poisson_density,
     poisson_field,
     poisson_velocity,
     poisson_velocity_norm_sq_1d,
     unit_sphere_area,
 )
+from kacnb.stats import agrees
+from kacnb.telegraph import continuity_residual
 
 F64 = torch.float64
 N_MC = 100_000
@@ -45,22 +54,48 @@ def generator(seed: int = 0) -> torch.Generator:
 
 # ---------------------------------------------------------------------------- coupling, diffusion
 @pytest.mark.parametrize(("dim", "t"), [(1, 0.0), (3, 0.5), (10, 0.99)])
-def test_coupling_norm_is_dimension(dim, t):
-    """x_t = (1-t) z, v = -x/(1-t): E|v|^2 = E|z|^2 = d for every t < 1."""
+def test_coupling_velocity_moves_the_particles_and_norm_is_dimension(dim, t):
+    """x_t = (1-t) z: the velocity must equal dx_t/dt = -z on every particle, so
+    E|v_t(X_t)|^2 = E|z|^2 = d for every t < 1. Checked on particles drawn here (not by the
+    flow's sampler), with the path derivative by centred differences; the closed form
+    velocity_norm_sq(t) is compared with that independent Monte-Carlo value."""
     flow = CouplingFlow(dim)
-    est = mc_velocity_norm_sq(flow, t, N_MC, generator(1))
-    assert flow.velocity_norm_sq(t) == dim
-    assert abs(est.mean - dim) < 5 * est.stderr
+    z = torch.randn(N_MC, dim, generator=generator(1), dtype=F64)
+    h = 1e-4 * (1 - t)
+    path_speed = ((1 - (t + h)) * z - (1 - (t - h)) * z) / (2 * h)
+    v = flow.velocity(t, (1 - t) * z)
+    torch.testing.assert_close(v, path_speed, rtol=1e-6, atol=1e-9)
+    sq = (v**2).sum(dim=1)
+    se = float(sq.std()) / math.sqrt(N_MC)
+    assert abs(flow.velocity_norm_sq(t) - float(sq.mean())) < 5 * se
+    # the flow's own sampler has the law (1-t) N(0, I_d): variance (1-t)^2 per coordinate
+    draws = flow.sample(t, N_MC, generator(2))
+    assert stats.kstest(draws[:, 0].numpy() / (1 - t), "norm").pvalue > 1e-3
 
 
 @pytest.mark.parametrize(("dim", "sigma", "t"), [(1, 1.0, 0.01), (2, 1.0, 0.5), (5, 2.0, 3.0)])
 def test_diffusion_norm_is_d_over_4t(dim, sigma, t):
-    """p_t = N(0, sigma^2 t I), v = x/(2t): E|v|^2 = d sigma^2/(4t), not integrable at 0."""
+    """p_t = N(0, sigma^2 t I), v = x/(2t): E|v|^2 = d sigma^2/(4t), not integrable at 0.
+    The closed form against Monte Carlo on Gaussian draws made here, and the velocity
+    against the continuity equation of the heat density (it must move N(0, sigma^2 t))."""
     flow = DiffusionFlow(dim, sigma)
-    est = mc_velocity_norm_sq(flow, t, N_MC, generator(2))
-    exact = dim * sigma**2 / (4 * t)
-    assert flow.velocity_norm_sq(t) == pytest.approx(exact, rel=1e-14)
-    assert abs(est.mean - exact) < 5 * est.stderr
+    x = sigma * math.sqrt(t) * torch.randn(N_MC, dim, generator=generator(2), dtype=F64)
+    sq = (flow.velocity(t, x) ** 2).sum(dim=1)
+    assert abs(flow.velocity_norm_sq(t) - float(sq.mean())) < 5 * float(sq.std()) / math.sqrt(N_MC)
+    est = mc_velocity_norm_sq(flow, t, N_MC, generator(3))
+    assert abs(est.mean - flow.velocity_norm_sq(t)) < 5 * est.stderr
+
+    def density(tt, y):  # one coordinate of N(0, sigma^2 t)
+        return torch.exp(-(y**2) / (2 * sigma**2 * tt)) / torch.sqrt(2 * math.pi * sigma**2 * tt)
+
+    def velocity(tt, y):
+        return flow.velocity(float(tt.flatten()[0]), y[..., None].expand(*y.shape, dim))[..., 0]
+
+    y = torch.linspace(-3, 3, 61, dtype=F64) * sigma * math.sqrt(t)
+    res, d_t, _ = continuity_residual(
+        density, velocity, torch.tensor(t, dtype=F64), y, t * 1e-4, 1e-4 * sigma * math.sqrt(t)
+    )
+    assert float(res.abs().max()) < 1e-6 * float(d_t.abs().max())
 
 
 # ---------------------------------------------------------------------------- Kac
@@ -428,3 +463,149 @@ def test_truncated_mc_norm_matches_closed_forms():
     for z in (1.0, 0.1):
         est = mc_velocity_norm_sq(flow, z, N_MC, generator(16), radius=3.0)
         assert abs(est.mean - flow.velocity_norm_sq(z, x)) < 5 * est.stderr
+
+
+# ---------------------------------------------------------------------------- notebook 01 verdicts
+def _heat_law(sigma: float = 1.0):
+    """The heat kernel N(0, sigma^2 t) in the form law_velocity takes (density, frame)."""
+
+    def density(t, y):
+        return torch.exp(-(y**2) / (2 * sigma**2 * t)) / math.sqrt(2 * math.pi * sigma**2 * t)
+
+    return density, lambda t: 8 * sigma * math.sqrt(t)
+
+
+def _lip_per_decade(paths):
+    """What int Lip dt gains over the decade 1 - t in [1e-6, 1e-5] (path lower bound)."""
+
+    def lip(s):
+        return path_lipschitz_lower_bound(paths, 1 - s, 1e-3 * s)
+
+    return log_time_integral(lip, 1e-6, 1e-5)
+
+
+def test_path_lipschitz_bound_and_its_verdict():
+    """Coupled paths X_t = (1-t)Z force Lip(v_t) >= 1/(1-t) (equality: v is linear), so the
+    integral in [4] gains ln 10 per decade. Particles that move like (1-t)^2 Z would force
+    2/(1-t), and the verdict must say so; so must a 1 % error in the measured gain."""
+    flow = CouplingFlow(2)
+
+    def paths(ts):
+        return flow.paths(ts, 200, generator=generator(20))
+
+    for t in (0.5, 0.9, 1 - 1e-5):
+        assert path_lipschitz_lower_bound(paths, t, 1e-4 * (1 - t)) == pytest.approx(
+            flow.lipschitz(t), rel=1e-6
+        )
+    gain = _lip_per_decade(paths)
+    assert lipschitz_divergence_verdict(gain)
+    assert not lipschitz_divergence_verdict(1.01 * gain)
+
+    def squared(ts):
+        z = torch.randn(200, 2, generator=generator(20), dtype=F64)
+        return torch.stack([(1 - t) ** 2 * z for t in ts])
+
+    wrong = _lip_per_decade(squared)
+    assert wrong == pytest.approx(2 * math.log(10), rel=1e-4)
+    assert not lipschitz_divergence_verdict(wrong)
+
+
+class _SlowerDiffusion(DiffusionFlow):
+    """A flow whose norm is 1/(4 sqrt(t)): integrable at 0 (a convergent energy)."""
+
+    def velocity(self, t, x):
+        return x / (2 * t**0.75)
+
+
+def test_mc_energy_and_the_divergence_verdict():
+    """Diffusion: every decade adds (d/4) ln 10 (Monte Carlo within its error), and the
+    verdict holds; a norm t^(-1/2) gives decades shrinking by 10^(-1/2) and a wrong sigma
+    a biased value, and each flips it."""
+    expected = math.log(10) / 4
+    g = generator(21)
+    right = [mc_energy(DiffusionFlow(1), lo, 10 * lo, 20_000, g) for lo in (1e-5, 1e-6)]
+    assert abs(right[1].mean - expected) < 5 * right[1].stderr
+    assert energy_divergence_verdict(*right, expected)
+    slow = [mc_energy(_SlowerDiffusion(1), lo, 10 * lo, 20_000, g) for lo in (1e-5, 1e-6)]
+    assert slow[1].mean / slow[0].mean == pytest.approx(10**-0.5, rel=0.02)
+    assert not energy_divergence_verdict(*slow, expected)
+    wide = [mc_energy(DiffusionFlow(1, 1.1), lo, 10 * lo, 20_000, g) for lo in (1e-5, 1e-6)]
+    assert not energy_divergence_verdict(*wide, expected)
+
+
+@pytest.mark.parametrize(("a", "c"), [(1.0, 1.0), (25.0, 5.0)])
+def test_law_velocity_of_kac_is_bounded_and_matches_the_formula(a, c):
+    """The velocity recovered from the law [30-31] through the continuity equation equals
+    Thm 4's formula [41] and stays below c (Prop 11); its norm equals the quadrature with
+    [41] and stays below c^2; the atoms move with the cone (speed c)."""
+    kac = Kac(a, c)
+    flow = KacFlow(kac, 3)
+    for t in (1e-6, 0.05, 1.0, 8.0):
+        lv = flow.law_velocity(t)
+        v41 = kac.velocity(torch.tensor(t, dtype=F64), lv.flux.x)
+        assert float((lv.flux.velocity - v41).abs().max()) < 1e-5 * c
+        assert lv.max_speed <= c
+        assert lv.edge_speed == pytest.approx(c, rel=1e-9)
+        assert lv.norm_sq == pytest.approx(flow.velocity_norm_sq(t), rel=1e-6)
+        assert lv.norm_sq <= 3 * c**2
+
+
+def test_law_route_flags_an_unbounded_velocity():
+    """The same routine applied to the heat kernel (the diffusion limit of Thm 9 with
+    sigma = c / sqrt(a)) recovers v = x/(2t) and the norm sigma^2/(4t): at small t both the
+    speed row (max |J/u| <= c) and the norm row (<= c^2) of notebook 01 flip, and so does the
+    energy row (a Kac energy's last decade adds at most c^2 (1e-5 - 1e-6))."""
+    c = 5.0
+    density, frame = _heat_law(1.0)
+    for t in (1e-4, 1e-2):
+        lv = law_velocity(density, t, frame)
+        assert torch.allclose(lv.flux.velocity, lv.flux.x / (2 * t), rtol=1e-6)
+        assert lv.norm_sq == pytest.approx(1 / (4 * t), rel=1e-6)
+        assert lv.max_speed > c and lv.norm_sq > c**2
+    tail = log_time_integral(lambda t: law_velocity(density, t, frame).norm_sq, 1e-6, 1e-5)
+    assert tail == pytest.approx(math.log(10) / 4, rel=1e-5)
+    assert tail > c**2 * 9e-6
+
+
+def test_mc_with_a_wrong_velocity_disagrees_with_the_law():
+    """Notebook 01's norm row also asks Monte Carlo with [41] to agree with the law: a
+    tripled velocity field makes it disagree."""
+    kac = Kac(25.0, 5.0)
+    flow = KacFlow(kac, 2)
+
+    class Tripled(KacFlow):
+        def velocity(self, t, x):
+            return 3 * super().velocity(t, x)
+
+    for t in (1e-3, 0.1):
+        law = flow.law_velocity(t).norm_sq
+        est = mc_velocity_norm_sq(flow, t, 20_000, generator(22))
+        assert agrees(est.mean, est.stderr, law)
+        bad = mc_velocity_norm_sq(Tripled(kac, 2), t, 20_000, generator(22))
+        assert not agrees(bad.mean, bad.stderr, law)
+
+
+@pytest.mark.parametrize("t", [1e-3, 0.3, 2.0])
+def test_velocity_is_the_conditional_speed_of_the_random_walk(t):
+    """v = E[dK/dt | K] [94] gives E[v(t, K) dK/dt] = ||v_t||^2 on random-walk paths; a zero,
+    negated or tripled velocity breaks the identity by many standard errors."""
+    kac = Kac(4.0, 2.0)
+    norm = KacFlow(kac, 1).velocity_norm_sq(t)
+    est = kac_path_projection(kac, t, 40_000, generator(23), dim=2)
+    assert agrees(est.mean, est.stderr, 2 * norm)
+    for wrong in (
+        lambda tt, x: torch.zeros_like(x),
+        lambda tt, x: -kac.velocity(tt, x),
+        lambda tt, x: 3 * kac.velocity(tt, x),
+    ):
+        bad = kac_path_projection(kac, t, 40_000, generator(23), dim=2, velocity=wrong)
+        assert not agrees(bad.mean, bad.stderr, 2 * norm)
+
+
+def test_verdict_helpers_reject_degenerate_input():
+    assert not energy_divergence_verdict(MCEstimate(0.0, 0.1), MCEstimate(0.5, 0.1), 0.5)
+    assert not energy_divergence_verdict(MCEstimate(0.5, 0.0), MCEstimate(0.4, 0.0), 0.5)
+    with pytest.raises(ValueError, match="t1"):
+        mc_energy(DiffusionFlow(1), 1e-3, 1e-4, 10)
+    with pytest.raises(ValueError, match="h"):
+        path_lipschitz_lower_bound(lambda ts: torch.zeros(3, 4, 1), 0.5, 0.0)

@@ -51,3 +51,53 @@ def test_sinusoidal_embedding_is_bounded_and_distinguishes_times():
 
 def test_mlp_shape():
     assert MLP(dim=2)(torch.rand(5), torch.randn(5, 2)).shape == (5, 2)
+
+
+def test_mlp_is_the_papers_network_on_x_and_t():
+    """PAPER.md section 5: fully connected, input (x, t), three hidden layers of 256, ReLU."""
+    net = MLP(dim=2)
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (3, 256),
+        (256, 256),
+        (256, 256),
+        (256, 2),
+    ]
+    assert sum(isinstance(m, torch.nn.ReLU) for m in net.modules()) == 3
+    # The input is (x, t) in this order: with the first layer's weights on x set to zero the
+    # output no longer depends on x, with the weight on the last input (t) set to zero it no
+    # longer depends on t.
+    torch.manual_seed(3)
+    x, x2 = torch.randn(6, 2), torch.randn(6, 2)
+    t, t2 = torch.rand(6), torch.rand(6)
+    first = linears[0]
+    with torch.no_grad():
+        assert float((net(t, x) - net(t, x2)).abs().max()) > 1e-4
+        assert float((net(t, x) - net(t2, x)).abs().max()) > 1e-4
+        saved = first.weight.clone()
+        first.weight[:, :2] = 0.0
+        assert torch.equal(net(t, x), net(t, x2))
+        assert float((net(t, x) - net(t2, x)).abs().max()) > 1e-4
+        first.weight.copy_(saved)
+        first.weight[:, 2] = 0.0
+        assert torch.equal(net(t, x), net(t2, x))
+        assert float((net(t, x) - net(t, x2)).abs().max()) > 1e-4
+
+
+def test_mlp_gradients_reach_every_parameter_and_rows_are_independent():
+    """Each row of the batch is its own sample (no mixing across the batch), time enters per
+    row (broadcast from shape (B,)), and a loss reaches every weight with a finite gradient."""
+    torch.manual_seed(4)
+    net = MLP(dim=2, width=32)
+    x = torch.randn(5, 2, requires_grad=True)
+    t = torch.rand(5)
+    out = net(t, x)
+    out[2].sum().backward()
+    assert torch.all(x.grad[[0, 1, 3, 4]] == 0) and float(x.grad[2].abs().sum()) > 0
+    single = net(t[2:3], x[2:3].detach())
+    torch.testing.assert_close(single[0], out[2].detach())
+    net.zero_grad()
+    net(torch.rand(5), torch.randn(5, 2)).pow(2).mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert float(p.grad.abs().sum()) > 0, name

@@ -22,18 +22,29 @@ from kacnb.multid import (
     gaussian_telegraph_heat_l2_leading,
     kac_increment_second_moment,
     loglog_slope,
+    mean_square_displacement,
     outer_product,
     product_flow_2d,
     product_l2_distance,
     product_velocity_norm_sq,
+    rate_bound_verdict,
     rms_displacement,
     smiley_cloud,
     sup_excursion,
+    support_verdict,
     telegraph_heat_l2,
+    thm12_slides_exponent,
     w2_assignment,
+    w2_lipschitz_verdict,
     w2_sorted_1d,
 )
-from kacnb.telegraph import convolved_density, heat_density, l2_distance
+from kacnb.telegraph import (
+    convolved_density,
+    heat_density,
+    l2_distance,
+    mass_outside,
+    solve_telegraph,
+)
 
 F64 = torch.float64
 
@@ -254,6 +265,32 @@ def test_leading_order_rate_is_one_plus_d_over_4():
         assert loglog_slope(t, y) == pytest.approx(-(1 + d / 4), abs=1e-9)
 
 
+def test_thm12_slides_rate_verdict_accepts_steep_and_rejects_flat_slopes():
+    """The slides' exponent -(1/2 + (d-1)/4) and its verdict (an upper bound). The measured
+    slopes of notebook 03 (exact distances, fit on t in [10, 100]) pass it; a slope flatter
+    than the exponent fails it, and so does the distance to a heat density with the wrong
+    sigma, which does not tend to 0 faster than the norms themselves (slope -1/4 in d = 1)."""
+    assert [thm12_slides_exponent(d) for d in (1, 2, 3)] == [-0.5, -0.75, -1.0]
+    s0, a, c = 0.5, 1.0, 1.0
+    times = [10.0, 20.0, 50.0, 100.0]
+    res = telegraph_heat_l2(gaussian(0, s0), times, a, c, s0, dims=(1, 2, 3))
+    for j, d in enumerate((1, 2, 3)):
+        slope = loglog_slope(times, res.distance[:, j])
+        assert rate_bound_verdict(slope, thm12_slides_exponent(d))
+        assert not rate_bound_verdict(thm12_slides_exponent(d) + 0.05, thm12_slides_exponent(d))
+    assert not rate_bound_verdict(float("nan"), -0.5)
+    # telegraph density against the heat density of the wrong variance 1.5 sigma^2 t
+    x = torch.linspace(-80.0, 80.0, 6401, dtype=F64)
+    wrong = []
+    for t in times:
+        u = convolved_density(gaussian(0, s0), x, t, a, c)
+        h = heat_density(gaussian(0, s0), x, t, math.sqrt(1.5) * c / math.sqrt(a))
+        wrong.append(float(l2_distance(u, h, x)))
+    slope = loglog_slope(times, wrong)
+    assert slope == pytest.approx(-0.25, abs=0.05)
+    assert not rate_bound_verdict(slope, thm12_slides_exponent(1))
+
+
 def test_loglog_slope_of_power_law():
     t = [1.0, 2.0, 5.0, 10.0]
     assert loglog_slope(t, [3 * s**-1.75 for s in t]) == pytest.approx(-1.75, abs=1e-12)
@@ -284,6 +321,52 @@ def test_increment_second_moment_limits_and_monte_carlo():
         se = float(incr.std()) / math.sqrt(incr.numel())
         assert abs(float(incr.mean()) - m) < 5 * se
         assert m <= c * c * q * q  # Prop 11: W2 Lipschitz with constant c per component
+
+
+def test_w2_lipschitz_verdict_needs_paths_that_match_the_closed_form():
+    """Coupled random-walk paths match d * kac_increment_second_moment (the verdict holds);
+    a closed form for the wrong switching rate (2a), or a bound with a smaller speed, fails."""
+    a, c, d = 4.0, 2.0, 2
+    gen = torch.Generator().manual_seed(4)
+    s, taus = 0.5, torch.tensor([0.01, 0.1, 0.5, 2.0], dtype=F64)
+    times = torch.cat([torch.tensor([s], dtype=F64), s + taus])
+    k = Kac(a, c).paths(times, 50_000, dim=d, generator=gen)
+    msd = [mean_square_displacement(k[0], k[i + 1]) for i in range(len(taus))]
+    mean = [m for m, _ in msd]
+    se = [e for _, e in msd]
+    exact = d * kac_increment_second_moment(taus, a, c).numpy()
+    bound = math.sqrt(d) * c * taus.numpy()
+    assert w2_lipschitz_verdict(mean, se, exact, bound)
+    wrong_rate = d * kac_increment_second_moment(taus, 2 * a, c).numpy()
+    assert not w2_lipschitz_verdict(mean, se, wrong_rate, bound)
+    assert not w2_lipschitz_verdict(mean, se, exact, bound / 1.05)
+    with pytest.raises(ValueError):
+        mean_square_displacement(k[0][:1], k[1][:1])
+
+
+def test_support_verdict_on_the_telegraph_pde():
+    """Prop 11 / finite speed: the PDE solution from a density on [-1, 1] leaves only
+    discretisation error (falling with dx) outside [-1 - ct, 1 + ct]; the same solver run
+    with speed 1.1 c, or the heat density with sigma^2 = c^2/a, leaves much more."""
+    a, c = 1.0, 1.0
+    times = [0.3, 1.0]
+
+    def f0(y):
+        return 0.75 * (1.0 - y * y).clamp_min(0.0)
+
+    def outside(speed, dx):
+        x = torch.linspace(-4.5, 4.5, int(round(9.0 / dx)) + 1, dtype=F64)
+        _, snaps = solve_telegraph(f0(x), x, max(times), a, speed, times=times)
+        return max(mass_outside(snaps[i], x, -1 - c * t, 1 + c * t) for i, t in enumerate(times))
+
+    coarse, fine = outside(c, 0.01), outside(c, 0.005)
+    assert fine < 0.7 * coarse
+    assert support_verdict(fine)
+    assert not support_verdict(outside(1.1 * c, 0.005))
+    x = torch.linspace(-8.0, 8.0, 3201, dtype=F64)
+    heat = max(mass_outside(heat_density(f0, x, t, c), x, -1 - c * t, 1 + c * t) for t in times)
+    assert not support_verdict(heat)
+    assert not support_verdict(float("nan"))
 
 
 def test_w2_helpers_agree_and_bound():

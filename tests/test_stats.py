@@ -17,6 +17,7 @@ import torch
 from kacnb import Kac
 from kacnb.stats import (
     TabulatedLaw,
+    agrees,
     bin_probabilities,
     binned_mean,
     compare_with_kac_law,
@@ -28,6 +29,7 @@ from kacnb.stats import (
     kolmogorov_pvalue,
     ks_distance,
     loglog_slope,
+    max_abs_z,
     snap_atoms,
 )
 
@@ -190,3 +192,19 @@ def test_compare_with_kac_law_accepts_exact_and_rejects_biased_draws():
     bad = compare_with_kac_law(bad_draws, kac, t)
     assert bad["ks_continuous_pvalue"] < 1e-6
     assert bad["atom_z"] == good["atom_z"]
+
+
+def test_max_abs_z_and_agrees():
+    """z-scores of Monte-Carlo estimates against references: a correct sampler's mean agrees,
+    a 5 % bias at 1 % standard error does not; zero standard errors demand exact equality."""
+    gen = np.random.default_rng(5)
+    draws = gen.exponential(2.0, size=(8, 40_000))
+    mean, se = draws.mean(1), draws.std(1) / math.sqrt(draws.shape[1])
+    assert agrees(mean, se, 2.0)
+    assert not agrees(mean, se, 2.0 * 1.05)
+    assert max_abs_z([1.0, 3.0], [0.5, 1.0], [2.0, 3.0]) == pytest.approx(2.0)
+    assert max_abs_z(1.0, 0.0, 1.0) == 0.0
+    assert max_abs_z(1.0, 0.0, 1.1) == math.inf
+    assert not agrees(1.0, 0.0, 1.1)
+    with pytest.raises(ValueError):
+        max_abs_z([1.0], [-1.0], [1.0])

@@ -20,7 +20,9 @@ from kacnb.telegraph import (
     heat_density,
     l1_distance,
     l2_distance,
+    mass_outside,
     solve_telegraph,
+    symmetric_flux_1d,
 )
 
 F64 = torch.float64
@@ -267,3 +269,52 @@ def test_invalid_arguments_raise():
         l2_distance(f, f, x.flip(0))
     with pytest.raises(ValueError, match="h_t"):
         continuity_residual(Kac(1.0, 1.0).density, Kac(1.0, 1.0).velocity, x, x, 0.0, 0.1)
+
+
+@pytest.mark.parametrize(("a", "c", "t"), [(1.0, 1.0, 0.5), (4.0, 2.0, 3.0), (25.0, 5.0, 10.0)])
+def test_symmetric_flux_recovers_the_kac_velocity_from_the_law(a, c, t):
+    """From u~ and the atom masses alone (continuity equation [2], J(0) = 0), the velocity of
+    the continuous part is Thm 4's formula [41], also where u~ is tiny (a t = 250), and it
+    solves the continuity equation: dJ/dx = -du/dt at the nodes."""
+    kac = Kac(a, c)
+
+    def density(tt, y):
+        return kac.density(torch.tensor(tt, dtype=F64), y)
+
+    res = symmetric_flux_1d(density, t, lambda tt: c * tt, lambda tt: 0.5 * math.exp(-a * tt))
+    assert float(res.x.min()) > 0 and float(res.x.max()) < c * t
+    v41 = kac.velocity(torch.tensor(t, dtype=F64), res.x)
+    assert float((res.velocity - v41).abs().max()) < 2e-5 * c
+    assert float(res.velocity.abs().max()) < c
+    # the weights integrate the continuous part: half of 1 - exp(-a t) on (0, c t)
+    assert float((res.weights * res.density).sum()) == pytest.approx(
+        0.5 * (1 - math.exp(-a * t)), rel=1e-10
+    )
+
+
+def test_symmetric_flux_of_the_heat_kernel_is_its_probability_flow():
+    """For N(0, sigma^2 t) the recovered velocity is x/(2t) (heat flow, Thm 9's limit)."""
+    sigma, t = 0.7, 0.3
+
+    def density(tt, y):
+        return torch.exp(-(y**2) / (2 * sigma**2 * tt)) / math.sqrt(2 * math.pi * sigma**2 * tt)
+
+    res = symmetric_flux_1d(density, t, lambda tt: 8 * sigma * math.sqrt(tt))
+    ok = res.density > 1e-12 * res.density.max()
+    assert torch.allclose(res.velocity[ok], res.x[ok] / (2 * t), rtol=1e-6)
+    with pytest.raises(ValueError, match="t"):
+        symmetric_flux_1d(density, 0.0, lambda tt: 1.0)
+
+
+def test_mass_outside_counts_only_the_outer_grid_points():
+    x = grid(3.0, 0.001)
+    u = gaussian(0.0, 1.0)(x)
+    # P(1.5 < |Z| <= 3): the grid ends at +-3
+    expected = math.erfc(1.5 / math.sqrt(2)) - math.erfc(3 / math.sqrt(2))
+    # the masked integrand jumps at +-1.5: the trapezoid rule is off by O(dx u(1.5))
+    assert mass_outside(u, x, -1.5, 1.5) == pytest.approx(expected, abs=0.001 * float(u.max()))
+    assert mass_outside(torch.stack([u, 2 * u]), x, -1.5, 1.5) == pytest.approx(
+        2 * mass_outside(u, x, -1.5, 1.5)
+    )
+    with pytest.raises(ValueError):
+        mass_outside(u[:-1], x, -1.0, 1.0)

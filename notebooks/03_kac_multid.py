@@ -43,7 +43,7 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 
-from kacnb import Kac, runtime
+from kacnb import Kac, report, runtime
 from kacnb.flows import KacFlow, mc_velocity_norm_sq
 from kacnb.multid import (
     brownian_paths,
@@ -850,15 +850,9 @@ rows.append(
         ctrl > 10 * fine,
     )
 )
-width = max(len(r[0]) for r in rows)
-mwidth = max(len(r[1]) for r in rows)
-ewidth = max(len(r[2]) for r in rows)
-print(f"{'claim':<{width}}  {'measured':<{mwidth}}  {'expected':<{ewidth}}  verdict")
-for claim, measured, expected, ok in rows:
-    verdict = "reproduced" if ok else "DIFFERS"
-    print(f"{claim:<{width}}  {measured:<{mwidth}}  {expected:<{ewidth}}  {verdict}")
-n_ok = sum(r[3] for r in rows)
-print(f"{n_ok} of {len(rows)} checks reproduced")
+verdicts = [report.row(claim, measured, expected, ok) for claim, measured, expected, ok in rows]
+report.print_verdicts(verdicts)
+_ = report.write_metrics("03_kac_multid", profile, verdicts, figures_dir)
 
 # %% [markdown]
 # **Summary.** The componentwise Kac process behaves as Sections 5-6 of the paper state. Its

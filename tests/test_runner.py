@@ -302,6 +302,7 @@ def test_golden_passes_nbval_and_detects_changes(golden, tmp_path):
     gdir = repo / "tests" / "golden"
     gdir.mkdir(parents=True)
     shutil.copy(REPO / "tests" / "conftest.py", repo / "tests" / "conftest.py")
+    shutil.copy(REPO / "tests" / "tolerance.py", repo / "tests" / "tolerance.py")
     shutil.copy(REPO / "tests" / "golden" / "sanitize.cfg", gdir / "sanitize.cfg")
     good = root / "tests" / "golden" / "99_fixture.ipynb"
     shutil.copy(good, gdir / "99_fixture.ipynb")
@@ -310,10 +311,18 @@ def test_golden_passes_nbval_and_detects_changes(golden, tmp_path):
     assert len(checked) == 1
     stdout = next(o for o in checked[0].outputs if o.get("name") == "stdout")
     assert re.search(r"elapsed \d\.\d{3} s", stdout.text)  # sanitised timing
+    original = stdout.text
     stdout.text = re.sub(r"mean=(-?\d\.\d{4})", "mean=9.9999", stdout.text)
     stderr = next(o for o in checked[0].outputs if o.get("name") == "stderr")
     stderr.text = "anything: stderr is not compared\n"
     nbformat.write(nb, gdir / "97_tampered.ipynb")
+    # A cell with a stated tolerance (tests/tolerance.py): a reference off by 0.01 passes at
+    # atol 0.05, one off by 1 fails.
+    mean = float(re.search(r"mean=(-?\d\.\d{4})", original).group(1))
+    checked[0].source = "# NBVAL_TOLERANCE rtol=0 atol=0.05\n" + checked[0].source
+    for name, shift in (("96_tolerant_near", 0.01), ("95_tolerant_far", 1.0)):
+        stdout.text = original.replace(f"mean={mean:.4f}", f"mean={mean + shift:.4f}")
+        nbformat.write(nb, gdir / f"{name}.ipynb")
 
     def pytest_(*args):
         return subprocess.run(
@@ -331,9 +340,13 @@ def test_golden_passes_nbval_and_detects_changes(golden, tmp_path):
     proc = pytest_("tests", "-q")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.MULTILINE)
-    assert failed == ["tests/golden/97_tampered.ipynb::Cell"], proc.stdout
+    assert failed == [
+        "tests/golden/95_tolerant_far.ipynb::Cell",
+        "tests/golden/97_tampered.ipynb::Cell",
+    ], proc.stdout
     assert "mismatch 'stdout'" in proc.stdout
-    assert f"1 failed, {2 * len(ids) - 1} passed" in proc.stdout
+    assert "outside the cell's tolerance" in proc.stdout
+    assert f"2 failed, {4 * len(ids) - 2} passed" in proc.stdout
 
 
 def test_sanitize_file_covers_nondeterministic_text():

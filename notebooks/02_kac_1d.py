@@ -795,7 +795,7 @@ own = [
     ),
 ]
 report.print_verdicts(claims + own)
-report.write_metrics("02_kac_1d", profile, claims + own, figures_dir)
+_ = report.write_metrics("02_kac_1d", profile, claims + own, figures_dir)
 
 # %% [markdown]
 # **Reading the table.** The first block checks the *probability*: all three samplers of

@@ -172,7 +172,7 @@ def train_model(
     if directory is not None:
         ckpt = checkpoint_file(directory, spec.key, {**s, "seed": seed})
         if ckpt.exists():
-            resumed = int(torch.load(ckpt, map_location="cpu", weights_only=False)["step"])
+            resumed = int(torch.load(ckpt, map_location="cpu", weights_only=True)["step"])
     config = TrainConfig(
         steps=s["steps"],
         batch_size=s["batch"],

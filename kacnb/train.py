@@ -225,7 +225,7 @@ def _new_run(model, path, data, config, validate, device, dtype, resume) -> _Run
         ckpt=ckpt,
     )
     if ckpt is not None and resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = torch.load(ckpt, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         if ema is not None and state["ema"] is not None:
             ema.load_state_dict(state["ema"])

@@ -244,6 +244,8 @@ for m in MODELS[:3]:
 
 # %%
 # NBVAL_CHECK_OUTPUT
+# NBVAL_TOLERANCE rtol=0 atol=0.002
+# (exact draws; only the float32 round-trip column moves in its last digit across CPU kernels)
 n_check = 20_000
 check_gen = torch.Generator().manual_seed(seed)
 print(f"{'model':15s} {'t':>7s} {'exp(-at)':>9s} {'on atoms':>9s} {'+-3 se':>7s} {'via x-x0':>9s}")
@@ -293,7 +295,13 @@ else:
         **TRAIN,
     )
     seconds = max(tr.seconds for tr in trained.values())
-    print(f"{len(MODELS)} models x {cfg['steps']:,} iterations as one ensemble: {seconds:.1f} s")
+    if checkpoint_dir is not None and seconds < 5.0:
+        # a finished run is loaded from its checkpoint instead of being trained again
+        print(f"{len(MODELS)} models x {cfg['steps']:,} iterations: loaded finished runs")
+    else:
+        print(
+            f"{len(MODELS)} models x {cfg['steps']:,} iterations as one ensemble: {seconds:.1f} s"
+        )
     print(f"checkpoints: {f'checkpoints/{STEM}/{profile}' if checkpoint_dir else 'none (smoke)'}")
 
 # %% [markdown]
@@ -746,7 +754,68 @@ models_json = {
     for spec in MODELS
 }
 trunc_json = [{**r, "coverage": {f"{k:g}": v for k, v in r["coverage"].items()}} for r in trunc]
-report.write_metrics(STEM, profile, table, figures_dir, models=models_json, truncation=trunc_json)
+source = f"pretrained bundle {BUNDLE}" if pretrained else "trained in this run"
+_ = report.write_metrics(
+    STEM,
+    profile,
+    table,
+    figures_dir,
+    models=models_json,
+    truncation=trunc_json,
+    weights=source,
+)
 
 # %% [markdown]
-# **Summary.** (Written after the run; see the committed notebook.)
+# A paper-profile training run that publishes its outputs also writes the shipped bundle
+# `pretrained/04_cfm_gmm_2d_paper.pt` (+ `.json` with the settings and SHA-256), which
+# `pretrained=True` loads (`kacnb run 04 -p pretrained=True`: the paper-scale models,
+# evaluated at the profile's sample sizes).
+
+# %%
+if profile == "paper" and not pretrained and figures_dir is not None:
+    run_info = (
+        f"paper profile, {cfg['steps']:,} iterations per model, device {rt.device}, "
+        f"torch {torch.__version__}, seed {seed}"
+    )
+    bundle_json = shipped.save_bundle(
+        trained, shipped.default_dir(), BUNDLE, {"settings": TRAIN, "run": run_info}
+    )
+    print(f"wrote {bundle_json.name} and its weights")
+
+# %% [markdown]
+# **Summary.** The verdicts above are computed by the notebook; this paragraph describes the
+# committed run: the **quick** profile, 20k iterations per model (the four models as one
+# ensemble on one thread of a 2-core CPU; record in `figures/runs/04_cfm_gmm_2d.json`). The
+# paper profile (500k per model) has not been run yet: on this CPU the ensemble trains at
+# about 220-380 model iterations per second, so its 2M iterations need 1.5-2.5 hours.
+#
+# *Reproduced.* All three Kac models put their samples into all nine modes with balanced
+# weights (98.6-100% within 0.05 of a mode, 9.8-11.8% per mode), the diffusion model 56.5%
+# (5.5-7.2% per mode). The Kac clusters are 3-5 times sharper (mean nearest-mode distance
+# 0.010-0.017 against 0.053), below the floor 0.040 of any diffusion model truncated at
+# $\varepsilon = 10^{-3}$, and the paper's metric agrees: NLL $6.5\cdot10^3$-$3.7\cdot10^4$
+# for Kac against $2.4\cdot10^5$ for diffusion. The learned diffusion speed grows 15-fold
+# towards $t = \varepsilon$; the learned Kac speed stays below $c\sqrt2$ at 97-100% of the
+# trajectory points. With the exact diffusion field, going from $\varepsilon = 10^{-2}$ to
+# $10^{-5}$ multiplies the dopri5 work by 2.4 (176 to 416 evaluations; no step-size collapse
+# in float64), and only at $10^{-5}$ do 70% of the samples of a *perfect* diffusion model
+# fall within 50 mode standard deviations, where its median speed is 185, thirteen times
+# the largest Kac bound.
+#
+# *Not reached at this scale, or different.* (1) The tiny modes, at their own scale: only
+# 6-11% of the Kac samples lie within 50 mode standard deviations of a mode and at most 0.2%
+# within 5, so the first verdict says "differs"; Figure 5's insets show clusters, not the
+# resolved modes of the paper. Every model's best checkpoint is its last (20k): the
+# validation NLL was still falling, while the paper's selected checkpoints lie at
+# 80k-460k. (2) NFE: dopri5 needed 122-200 evaluations for the Kac models and 158 for
+# diffusion, so no NFE advantage of Kac at this scale. (3) Between the modes, where there is
+# no mass and the CFM loss puts no weight, single Kac trajectories reach up to 2.1 times
+# $c\sqrt2$: the bound of Thm 4 holds for the exact field, not automatically for a network.
+# $W_2$ does not separate the models (0.22-0.24 against 0.26 for two exact sample sets).
+#
+# *The target fix* (section 8) mattered most for $(25, 5)$, whose atoms carry most of the
+# mass for $t \lesssim 0.04$: its mean nearest-mode distance fell from 0.018 to 0.010 and its
+# loose coverage rose from 99.2% to 100%; $(64, 8)$ improved from 0.020 to 0.017. For
+# $(1600, 10)$ the atoms vanish by $t \approx 3\cdot10^{-3}$, so few targets were affected,
+# and its numbers, like the diffusion model's (whose change was only algebraic), moved within
+# run-to-run variation.

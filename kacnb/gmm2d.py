@@ -240,6 +240,85 @@ def from_bundle(specs: Sequence[ModelSpec], entries: dict, info: dict) -> dict[s
     return out
 
 
+def _member(
+    spec: ModelSpec,
+    steps: int,
+    gmm: GaussianMixture,
+    device: torch.device,
+    seed: int,
+    batch_size: int,
+    lr: float,
+    grad_clip: float | None,
+    ema_decay: float | None,
+    eval_every: int | None,
+    n_val: int,
+    width: int,
+    depth: int,
+    rtol: float,
+    atol: float,
+    checkpoint_dir: str | Path | None,
+    checkpoint_every: int | None,
+    progress: bool,
+):
+    """One model's training set-up: ``(settings, Member)``, shared by both trainers.
+
+    The settings (and so the checkpoint file) are the same whether the model trains alone or
+    in an ensemble, so either function resumes the other's runs.
+    """
+    from .ensemble import Member
+
+    settings = {
+        "key": spec.key,
+        "path": repr(spec.path),
+        "steps": steps,
+        "seed": seed,
+        "batch_size": batch_size,
+        "lr": lr,
+        "grad_clip": grad_clip,
+        "ema_decay": ema_decay,
+        "eval_every": eval_every,
+        "n_val": n_val,
+        "width": width,
+        "depth": depth,
+        "rtol": rtol,
+        "atol": atol,
+    }
+    ckpt, every = None, None
+    if checkpoint_dir is not None:
+        ckpt = checkpoint_file(checkpoint_dir, spec.key, settings)
+        every = checkpoint_every or eval_every or steps
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MLP(dim=gmm.means.shape[1], width=width, depth=depth).to(device)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        grad_clip=grad_clip,
+        ema_decay=ema_decay,
+        eval_every=eval_every,
+        checkpoint_every=every,
+        checkpoint_path=ckpt,
+        seed=seed,
+        progress=progress,
+        desc=spec.label,
+    )
+    validate = nll_validator(spec.path, gmm, n_val, device=device, rtol=rtol, atol=atol)
+    member = Member(
+        model, spec.path, mixture_data(gmm, device), config, validate if eval_every else None
+    )
+    return settings, member
+
+
+def _trained(spec: ModelSpec, result: TrainResult, seconds: float, settings: dict) -> Trained:
+    """Package a finished run: the best-validation (EMA) weights, frozen, in eval mode."""
+    best = copy.deepcopy(result.eval_model())
+    if result.best_state is not None:
+        best.load_state_dict(result.best_state)
+    best.eval().requires_grad_(False)
+    return Trained(spec=spec, model=best, result=result, seconds=seconds, settings=settings)
+
+
 def train_model(
     spec: ModelSpec,
     steps: int,
@@ -272,59 +351,13 @@ def train_model(
     """
     gmm = gmm if gmm is not None else grid_mixture()
     device = torch.device(device) if device is not None else torch.device("cpu")
-    dim = gmm.means.shape[1]
-    settings = {
-        "key": spec.key,
-        "path": repr(spec.path),
-        "steps": steps,
-        "seed": seed,
-        "batch_size": batch_size,
-        "lr": lr,
-        "grad_clip": grad_clip,
-        "ema_decay": ema_decay,
-        "eval_every": eval_every,
-        "n_val": n_val,
-        "width": width,
-        "depth": depth,
-        "rtol": rtol,
-        "atol": atol,
-    }
-    ckpt, every = None, None
-    if checkpoint_dir is not None:
-        ckpt = checkpoint_file(checkpoint_dir, spec.key, settings)
-        every = checkpoint_every or eval_every or steps
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = MLP(dim=dim, width=width, depth=depth).to(device)
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        grad_clip=grad_clip,
-        ema_decay=ema_decay,
-        eval_every=eval_every,
-        checkpoint_every=every,
-        checkpoint_path=ckpt,
-        seed=seed,
-        progress=progress,
-        desc=spec.label,
-    )
-    validate = nll_validator(spec.path, gmm, n_val, device=device, rtol=rtol, atol=atol)
+    settings, m = _member(
+        spec, steps, gmm, device, seed, batch_size, lr, grad_clip, ema_decay, eval_every,
+        n_val, width, depth, rtol, atol, checkpoint_dir, checkpoint_every, progress,
+    )  # fmt: skip
     start = time.perf_counter()
-    result = train(
-        model,
-        spec.path,
-        mixture_data(gmm, device),
-        config,
-        validate=validate if eval_every else None,
-        device=device,
-    )
-    seconds = time.perf_counter() - start
-    best = copy.deepcopy(result.eval_model())
-    if result.best_state is not None:
-        best.load_state_dict(result.best_state)
-    best.eval().requires_grad_(False)
-    return Trained(spec=spec, model=best, result=result, seconds=seconds, settings=settings)
+    result = train(m.model, m.path, m.data, m.config, validate=m.validate, device=device)
+    return _trained(spec, result, time.perf_counter() - start, settings)
 
 
 def train_models(
@@ -360,7 +393,7 @@ def train_models(
     """
     from collections.abc import Mapping
 
-    from .ensemble import Ensemble, Member
+    from .ensemble import Ensemble
 
     specs = list(specs)
     keys = [s.key for s in specs]
@@ -368,71 +401,36 @@ def train_models(
         raise ValueError(f"spec keys must be distinct, got {keys}")
     gmm = gmm if gmm is not None else grid_mixture()
     device = torch.device(device) if device is not None else torch.device("cpu")
-    dim = gmm.means.shape[1]
-    members, all_settings = [], []
-    for spec in specs:
-        n_steps = steps[spec.key] if isinstance(steps, Mapping) else steps
-        # the settings of train_model, hence its checkpoint file
-        settings = {
-            "key": spec.key,
-            "path": repr(spec.path),
-            "steps": n_steps,
-            "seed": seed,
-            "batch_size": batch_size,
-            "lr": lr,
-            "grad_clip": grad_clip,
-            "ema_decay": ema_decay,
-            "eval_every": eval_every,
-            "n_val": n_val,
-            "width": width,
-            "depth": depth,
-            "rtol": rtol,
-            "atol": atol,
-        }
-        ckpt, every = None, None
-        if checkpoint_dir is not None:
-            ckpt = checkpoint_file(checkpoint_dir, spec.key, settings)
-            every = checkpoint_every or eval_every or n_steps
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = MLP(dim=dim, width=width, depth=depth).to(device)
-        config = TrainConfig(
-            steps=n_steps,
-            batch_size=batch_size,
-            lr=lr,
-            grad_clip=grad_clip,
-            ema_decay=ema_decay,
-            eval_every=eval_every,
-            checkpoint_every=every,
-            checkpoint_path=ckpt,
-            seed=seed,
-            progress=progress,
-            desc=spec.label,
-        )
-        validate = nll_validator(spec.path, gmm, n_val, device=device, rtol=rtol, atol=atol)
-        members.append(
-            Member(
-                model,
-                spec.path,
-                mixture_data(gmm, device),
-                config,
-                validate if eval_every else None,
-            )
-        )
-        all_settings.append(settings)
+    setups = [
+        _member(
+            spec,
+            steps[spec.key] if isinstance(steps, Mapping) else steps,
+            gmm,
+            device,
+            seed,
+            batch_size,
+            lr,
+            grad_clip,
+            ema_decay,
+            eval_every,
+            n_val,
+            width,
+            depth,
+            rtol,
+            atol,
+            checkpoint_dir,
+            checkpoint_every,
+            progress,
+        )  # fmt: skip
+        for spec in specs
+    ]
     start = time.perf_counter()
-    results = train(Ensemble(members), device=device)
+    results = train(Ensemble([m for _, m in setups]), device=device)
     seconds = time.perf_counter() - start
-    out = {}
-    for spec, result, settings in zip(specs, results, all_settings, strict=True):
-        best = copy.deepcopy(result.eval_model())
-        if result.best_state is not None:
-            best.load_state_dict(result.best_state)
-        best.eval().requires_grad_(False)
-        out[spec.key] = Trained(
-            spec=spec, model=best, result=result, seconds=seconds, settings=settings
-        )
-    return out
+    return {
+        spec.key: _trained(spec, result, seconds, settings)
+        for spec, result, (settings, _) in zip(specs, results, setups, strict=True)
+    }
 
 
 def log_time_grid(path, n: int, t_floor: float = 1e-4) -> torch.Tensor:

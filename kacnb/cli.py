@@ -326,5 +326,5 @@ def main(argv: Sequence[str] | None = None, *, entries: Iterable[NotebookSpec] =
         _err(str(exc))
         return 2
     except KeyboardInterrupt:
-        _err("interrupted")
+        print(f"{PROG}: interrupted (nothing published)", file=sys.stderr)
         return 130

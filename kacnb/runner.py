@@ -12,11 +12,17 @@ reads it with jupytext, executes it with papermill (parameters ``profile``, ``de
 
 Each successful run writes a JSON record ``<figures_dir>/runs/<stem>.json``.
 
+**Nothing is published by a failed run.** Every run executes into a temporary directory
+(notebook and figures); the figures, the notebook and the run record are moved into place
+(each file by an atomic rename) only when the notebook completes.  A failing notebook leaves
+the published files as they were and keeps its partial notebook (with the traceback, not
+cleaned) beside the target as ``<stem>.partial.ipynb``; Ctrl-C publishes nothing either.  A
+second run writing the same output notebook at the same time is refused
+(:func:`output_lock`, a ``.<stem>.ipynb.lock`` file holding the PID of the run).
+
 **Time limit.** With a ``deadline`` (absolute UNIX time, ``kacnb run --time-limit``) the
 kernel gets it in the environment variable ``KACNB_DEADLINE``; training stops there with
-:class:`kacnb.train.TimeLimitReached` after writing its checkpoints. Such a run executes
-into a temporary directory (notebook and figures) and publishes only when it completes, so
-a stopped run leaves the published notebook and figures as they were
+:class:`kacnb.train.TimeLimitReached` after writing its checkpoints, and nothing is published
 (:class:`TimeLimitStopped`); running it again resumes the training from the checkpoints.
 
 :func:`make_golden` writes the smoke-profile reference notebook ``tests/golden/<stem>.ipynb``
@@ -38,6 +44,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +60,11 @@ __all__ = [
     "RESERVED_PARAMETERS",
     "NotebookFailed",
     "TimeLimitStopped",
+    "OutputLocked",
     "RunResult",
+    "partial_path",
+    "output_lock",
+    "write_text_atomic",
     "clean_notebook",
     "to_percent",
     "read_source",
@@ -267,12 +278,107 @@ def clean_notebook(
     return nb
 
 
-def _write(nb: nbformat.NotebookNode, path: Path) -> None:
+def _temp_name(target: Path) -> Path:
+    """A unique temporary file name beside ``target`` (same directory, so same filesystem)."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a uniquely named temporary file and a rename, so a
+    reader (or an interrupted run) never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _move_file(src: Path, target: Path) -> None:
+    """Move ``src`` onto ``target`` atomically (copied to a temporary file beside ``target``
+    first, as ``src`` may be on another filesystem)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(target)
+    try:
+        with open(src, "rb") as fsrc, open(tmp, "xb") as fdst:
+            shutil.copyfileobj(fsrc, fdst)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):
+        src.unlink()
+
+
+def _write(nb: nbformat.NotebookNode, path: Path) -> None:
     nbformat.validate(nb)
-    tmp = path.with_name(path.name + ".tmp")
-    nbformat.write(nb, str(tmp))
-    os.replace(tmp, path)
+    text = nbformat.writes(nb)
+    write_text_atomic(path, text if text.endswith("\n") else text + "\n")
+
+
+def partial_path(output: str | Path) -> Path:
+    """Where the partial notebook of a failed run is kept: ``NN_name.partial.ipynb``."""
+    output = Path(output)
+    stem = output.name[: -len(".ipynb")] if output.name.endswith(".ipynb") else output.name
+    return output.with_name(f"{stem}.partial.ipynb")
+
+
+class OutputLocked(RuntimeError):
+    """Another run is writing the same output notebook."""
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def output_lock(output: Path) -> Iterator[Path]:
+    """Hold ``.<output name>.lock`` beside ``output`` (it holds this process's PID) for the
+    duration of a run; a second run of the same notebook into the same place is refused with
+    :class:`OutputLocked`.  A lock left by a process that no longer exists is taken over."""
+    lock = output.with_name(f".{output.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text(encoding="utf-8").strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and _pid_alive(holder):
+                raise OutputLocked(
+                    f"{output} is being written by another kacnb run (PID {holder}); wait for "
+                    f"it to finish, or delete {lock} if that process is not a kacnb run"
+                ) from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise OutputLocked(f"could not take the lock {lock}")
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,6 +569,24 @@ def _failure(
     raise exc
 
 
+def _quiet_kernel_manager(log: Path) -> type:
+    """A kernel manager whose kernel process writes its own stderr to ``log``.
+
+    The notebook's outputs do not go there (they come as messages); only the kernel's log
+    lines, e.g. the traceback of a reply it can no longer send after Ctrl-C stopped the run.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):  # noqa: ANN001, ANN202
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as f:
+                kw.setdefault("stderr", f)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
+
+
 def _execute(
     spec: NotebookSpec,
     source: Path,
@@ -498,60 +622,11 @@ def _execute(
             progress_bar={"desc": spec.stem, "leave": False} if progress_bar else False,
             log_output=log_output,
             execution_timeout=timeout,
+            kernel_manager_class=_quiet_kernel_manager(output.with_name(output.name + ".log")),
         )
     except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as exc:
         partial = output if output.exists() else None
         raise _failure(exc, spec, source, src_nb, src_text, param_at + 1, partial) from exc
-
-
-def _execute_staged(
-    spec: NotebookSpec,
-    source: Path,
-    output: Path,
-    parameters: dict,
-    figures_dir: Path,
-    deadline: float,
-    *,
-    progress_bar: bool,
-    log_output: bool,
-    timeout: float | None,
-) -> nbformat.NotebookNode:
-    """:func:`_execute` under a deadline, into a temporary directory.
-
-    The kernel gets ``KACNB_DEADLINE``; the notebook and its figures go to a staging
-    directory, and the figures are moved to ``figures_dir`` only when the notebook completes.
-    Training stopped at the deadline raises :class:`TimeLimitStopped` and leaves nothing
-    behind; another failure keeps the partial notebook in the staging directory.
-    """
-    staging = Path(tempfile.mkdtemp(prefix=f"kacnb-{spec.stem}-"))
-    staged_figures = staging / "figures"
-    params = {**parameters, "figures_dir": str(staged_figures)}
-    t0 = time.perf_counter()
-    try:
-        with _environ(**{DEADLINE_ENV: repr(float(deadline))}):
-            executed = _execute(
-                spec,
-                source,
-                staging / output.name,
-                params,
-                cwd=source.parent,
-                progress_bar=progress_bar,
-                log_output=log_output,
-                timeout=timeout,
-            )
-    except NotebookFailed as exc:
-        if exc.ename != TIME_LIMIT_ENAME:
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
-        raise TimeLimitStopped(spec.stem, time.perf_counter() - t0, exc.evalue) from exc
-    if staged_figures.is_dir():
-        for path in sorted(staged_figures.rglob("*")):
-            if path.is_file():
-                target = figures_dir / path.relative_to(staged_figures)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(path), str(target))
-    shutil.rmtree(staging, ignore_errors=True)
-    return executed
 
 
 def _figures_since(figures_dir: Path, start: float, spec: NotebookSpec) -> list[str]:
@@ -591,8 +666,10 @@ def run_notebook(
     ``device`` may be ``"auto"``: it is resolved here and the concrete device (``"cpu"`` or
     ``"cuda"``) is passed to the notebook and recorded.  ``output`` defaults to
     ``<stem>.ipynb`` next to the source.  Raises :class:`NotebookFailed` on failure (the
-    partial output notebook is kept, not cleaned).  ``deadline`` (absolute UNIX time, s):
-    see the module docstring; raises :class:`TimeLimitStopped` when training stopped there.
+    partial notebook is kept, not cleaned, as :func:`partial_path` of ``output``; nothing is
+    published) and :class:`OutputLocked` when another run writes the same output.
+    ``deadline`` (absolute UNIX time, s): see the module docstring; raises
+    :class:`TimeLimitStopped` when training stopped there.
     """
     from .runtime import check_profile, resolve_device
 
@@ -614,54 +691,67 @@ def run_notebook(
     }
     git = git_state(source.parent)
     started = _dt.datetime.now(_dt.timezone.utc)
-    start_wall = time.time()
-    t0 = time.perf_counter()
-    if deadline is None:
-        executed = _execute(
-            spec,
-            source,
-            output,
-            parameters,
-            cwd=source.parent,
-            progress_bar=progress_bar,
-            log_output=log_output,
-            timeout=timeout,
-        )
-    else:
-        executed = _execute_staged(
-            spec,
-            source,
-            output,
-            parameters,
-            figures_dir,
-            deadline,
-            progress_bar=progress_bar,
-            log_output=log_output,
-            timeout=timeout,
-        )
-    wall = time.perf_counter() - t0
-    published = clean_notebook(executed, keep_injected=False)
-    _write(published, output)
+    env = {DEADLINE_ENV: repr(float(deadline))} if deadline is not None else {}
+    with output_lock(output):
+        staging = Path(tempfile.mkdtemp(prefix=f"kacnb-{spec.stem}-"))
+        try:
+            staged_nb = staging / output.name
+            staged_figures = staging / "figures"
+            t0 = time.perf_counter()
+            try:
+                with _environ(**env):
+                    executed = _execute(
+                        spec,
+                        source,
+                        staged_nb,
+                        {**parameters, "figures_dir": str(staged_figures)},
+                        cwd=source.parent,
+                        progress_bar=progress_bar,
+                        log_output=log_output,
+                        timeout=timeout,
+                    )
+            except NotebookFailed as exc:
+                if exc.ename == TIME_LIMIT_ENAME and deadline is not None:
+                    raise TimeLimitStopped(spec.stem, time.perf_counter() - t0, exc.evalue) from exc
+                if exc.ename == "KeyboardInterrupt":  # the kernel got the Ctrl-C first
+                    raise KeyboardInterrupt from exc
+                if staged_nb.exists():
+                    exc.partial = partial_path(output)
+                    _move_file(staged_nb, exc.partial)
+                    exc.args = (exc.message(),)
+                raise
+            wall = time.perf_counter() - t0
+            published = clean_notebook(executed, keep_injected=False)
+            figures = _figures_since(staged_figures, 0.0, spec)
+            # publish: the figures (and the notebook's other files), the notebook, the record
+            if staged_figures.is_dir():
+                for path in sorted(staged_figures.rglob("*")):
+                    if path.is_file():
+                        _move_file(path, figures_dir / path.relative_to(staged_figures))
+            _write(published, output)
+            with contextlib.suppress(FileNotFoundError):
+                partial_path(output).unlink()  # a partial notebook of an earlier failure
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
-    record_path = None
-    record: dict = {}
-    if write_record:
-        record = run_record(
-            spec,
-            profile=profile,
-            device=device,
-            seed=int(seed),
-            wall_time_s=wall,
-            git=git,
-            output=output,
-            figures=_figures_since(figures_dir, start_wall, spec),
-            started=started,
-        )
-        if extra:
-            record["extra_parameters"] = {k: repr(v) for k, v in extra.items()}
-        record_path = figures_dir / "runs" / f"{spec.stem}.json"
-        record_path.parent.mkdir(parents=True, exist_ok=True)
-        record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        record_path = None
+        record: dict = {}
+        if write_record:
+            record = run_record(
+                spec,
+                profile=profile,
+                device=device,
+                seed=int(seed),
+                wall_time_s=wall,
+                git=git,
+                output=output,
+                figures=figures,
+                started=started,
+            )
+            if extra:
+                record["extra_parameters"] = {k: repr(v) for k, v in extra.items()}
+            record_path = figures_dir / "runs" / f"{spec.stem}.json"
+            write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
     return RunResult(spec=spec, output=output, record_path=record_path, record=record)
 
 

@@ -8,6 +8,7 @@ layout (``<tmp>/notebooks``, ``<tmp>/figures``, ``<tmp>/tests/golden``) register
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -244,7 +245,7 @@ def test_run_writes_figures_and_record(ran):
     assert set(record["figures"]) == {"fig99_fixture.png", "fig99_fixture.pdf"}
 
 
-def test_run_failure_keeps_partial_notebook(tmp_path, capsys):
+def test_run_failure_keeps_partial_notebook_beside_the_target(tmp_path, capsys):
     nb_dir = make_repo(tmp_path)
     out_dir = tmp_path / "out"
     rc = kacnb(
@@ -256,8 +257,9 @@ def test_run_failure_keeps_partial_notebook(tmp_path, capsys):
     line = FIXTURE_PY.read_text().splitlines().index("if fail:") + 1
     where = f"{(nb_dir / '99_fixture.py').resolve()}:{line}: if fail:"
     assert f"in cell 5 (0-based, counting all cells) at {where}" in err
-    partial = out_dir / "99_fixture.ipynb"
+    partial = out_dir / "99_fixture.partial.ipynb"
     assert f"kept at {partial}" in err
+    assert not (out_dir / "99_fixture.ipynb").exists()  # nothing published
     nb = nbformat.read(partial, as_version=4)
     errors = [
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
@@ -269,6 +271,139 @@ def test_run_failure_keeps_partial_notebook(tmp_path, capsys):
     assert "papermill" in nb.metadata
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     assert not (tmp_path / "figures" / "runs" / "99_fixture.json").exists()
+    assert not (tmp_path / "figures").exists()  # the figure of the failed run stayed staged
+
+
+def test_failed_run_leaves_published_outputs_alone(tmp_path, capsys):
+    nb_dir = make_repo(tmp_path)
+    published = nb_dir / "99_fixture.ipynb"
+    figures = tmp_path / "figures"
+    (figures / "runs").mkdir(parents=True)
+    published.write_text("the published notebook\n")
+    (figures / "fig99_fixture.png").write_bytes(b"the published figure")
+    (figures / "runs" / "99_fixture.json").write_text("{}\n")
+    assert kacnb("run", "99", *SMOKE, "-p", "fail=True", "--notebooks-dir", nb_dir) == 1
+    assert f"kept at {nb_dir.resolve() / '99_fixture.partial.ipynb'}" in capsys.readouterr().err
+    assert published.read_text() == "the published notebook\n"
+    assert (figures / "fig99_fixture.png").read_bytes() == b"the published figure"
+    assert (figures / "runs" / "99_fixture.json").read_text() == "{}\n"
+    assert sorted(p.name for p in nb_dir.iterdir()) == [
+        "99_fixture.ipynb",
+        "99_fixture.partial.ipynb",
+        "99_fixture.py",
+    ]
+    # a successful run publishes and removes the partial notebook of the failed one
+    assert kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir) == 0
+    assert in_sync(nb_dir / "99_fixture.py", published)
+    assert (figures / "fig99_fixture.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in nb_dir.iterdir()) == ["99_fixture.ipynb", "99_fixture.py"]
+
+
+def test_output_lock_refuses_a_second_run_and_takes_over_a_stale_one(tmp_path):
+    from kacnb.runner import OutputLocked, output_lock
+
+    output = tmp_path / "nb" / "99_fixture.ipynb"
+    with output_lock(output) as lock:
+        assert lock.read_text().strip() == str(os.getpid())
+        with pytest.raises(OutputLocked, match=rf"another kacnb run \(PID {os.getpid()}\)"):
+            with output_lock(output):
+                pass
+    assert not lock.exists()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    lock.write_text(f"{dead}\n")  # left by a process that is gone
+    with output_lock(output):
+        assert lock.read_text().strip() == str(os.getpid())
+    assert not lock.exists()
+
+
+def test_cli_reports_a_locked_output(tmp_path, capsys):
+    from kacnb.runner import output_lock
+
+    nb_dir = make_repo(tmp_path)
+    with output_lock(nb_dir / "99_fixture.ipynb"):
+        assert kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir) == 2
+    err = capsys.readouterr().err
+    assert f"being written by another kacnb run (PID {os.getpid()})" in err
+    assert not (nb_dir / "99_fixture.ipynb").exists()
+
+
+def test_write_text_atomic_uses_unique_temporary_files(tmp_path, monkeypatch):
+    from kacnb import runner
+
+    target = tmp_path / "runs" / "x.json"
+    runner.write_text_atomic(target, "one\n")
+    seen = []
+    real = os.replace
+
+    def spy(src, dst):
+        seen.append(Path(src))
+        return real(src, dst)
+
+    monkeypatch.setattr(runner.os, "replace", spy)
+    runner.write_text_atomic(target, "two\n")
+    runner.write_text_atomic(target, "three\n")
+    assert target.read_text() == "three\n"
+    assert len(set(seen)) == 2 and all(p.parent == target.parent for p in seen)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.json"]
+
+
+SLOW_PY = Path(__file__).resolve().parent / "fixtures" / "97_slow.py"
+_SLOW_MAIN = """
+import sys
+from kacnb import cli
+from kacnb.registry import NOTEBOOKS, FigureSpec, NotebookSpec
+SLOW = NotebookSpec(97, "97_slow", "Slow fixture", (FigureSpec("fig97_slow", None, "fixture"),))
+sys.exit(cli.main(sys.argv[1:], entries=NOTEBOOKS + (SLOW,)))
+"""
+
+
+def test_slow_fixture_is_canonical_percent_text():
+    assert to_percent(jupytext.read(SLOW_PY)) == SLOW_PY.read_text(encoding="utf-8")
+
+
+def test_ctrl_c_publishes_nothing_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    shutil.copy(SLOW_PY, nb_dir / SLOW_PY.name)
+    published, figures = nb_dir / "97_slow.ipynb", tmp_path / "figures"
+    figures.mkdir()
+    published.write_text("the published notebook\n")
+    (figures / "fig97_slow.png").write_bytes(b"the published figure")
+    marker = tmp_path / "sleeping"
+    argv = ["run", "97", *SMOKE, "--notebooks-dir", str(nb_dir), "-p", f"marker={str(marker)!r}"]
+    # a session of its own: the signal goes to its process group, as Ctrl-C in a terminal
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_MAIN, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        t0 = time.monotonic()
+        while not marker.exists() and proc.poll() is None and time.monotonic() - t0 < 120:
+            time.sleep(0.2)
+        assert marker.exists(), proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "kacnb: interrupted (nothing published)"
+    assert "Traceback" not in err and "ZMQError" not in err, err
+    assert published.read_text() == "the published notebook\n"
+    assert sorted(p.name for p in figures.rglob("*")) == ["fig97_slow.png"]
+    assert (figures / "fig97_slow.png").read_bytes() == b"the published figure"
+    assert sorted(p.name for p in nb_dir.iterdir()) == ["97_slow.ipynb", "97_slow.py"]
 
 
 # --------------------------------------------------------------------------------------------

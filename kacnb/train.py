@@ -48,6 +48,8 @@ from .models import StackedMLP
 __all__ = [
     "DEADLINE_ENV",
     "TimeLimitReached",
+    "NonFiniteLoss",
+    "CheckpointError",
     "TrainConfig",
     "TrainResult",
     "train",
@@ -59,12 +61,24 @@ __all__ = [
     "deadline_from_env",
 ]
 
+#: Steps between the checks for a NaN or infinite loss (also checked before each validation
+#: and checkpoint and at the end).
+LOSS_CHECK_EVERY = 100
+
 #: Environment variable holding the training deadline (absolute UNIX time, seconds).
 DEADLINE_ENV = "KACNB_DEADLINE"
 
 
 class TimeLimitReached(Exception):
     """Training stopped at its deadline after writing its checkpoints; run again to resume."""
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The training loss became NaN or infinite; the message names the first such step."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be loaded (corrupt, truncated, or holding more than data)."""
 
 
 @dataclass
@@ -95,8 +109,22 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if isinstance(self.lr, bool) or not (
+            isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0
+        ):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if self.grad_clip is not None and (
+            isinstance(self.grad_clip, bool)
+            or not isinstance(self.grad_clip, (int, float))
+            or not self.grad_clip > 0  # NaN fails this too
+        ):
+            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
+        for name in ("eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay!r}")
         if self.checkpoint_every and self.checkpoint_path is None:
@@ -192,6 +220,7 @@ class _Run:
     ckpt: Path | None
     step: int = 0
     saved: int = 0
+    checked: int = 0
     opt_state: dict | None = None
     gen_state: torch.Tensor | None = None
     validation: list = field(default_factory=list)
@@ -225,18 +254,52 @@ def _new_run(model, path, data, config, validate, device, dtype, resume) -> _Run
         ckpt=ckpt,
     )
     if ckpt is not None and resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
+        state = _load_checkpoint(ckpt, device)
         model.load_state_dict(state["model"])
         if ema is not None and state["ema"] is not None:
             ema.load_state_dict(state["ema"])
         run.opt_state = state["optimizer"]
-        gen_state = state["generator"]
-        run.gen_state = gen_state.cpu() if device.type == "cpu" else gen_state
-        run.step = run.saved = int(state["step"])
+        # Generator.set_state takes a CPU byte tensor for CPU and CUDA generators alike, and
+        # map_location put it on ``device``.
+        run.gen_state = state["generator"].to("cpu", torch.uint8)
+        run.step = run.saved = run.checked = int(state["step"])
         run.losses[: run.step] = state["losses"].to(device)
         run.validation = list(state["validation"])
         run.best = state["best"]
     return run
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict:
+    """``torch.load`` of a checkpoint with ``weights_only=True``; :class:`CheckpointError`
+    naming the file when it holds anything but tensors and plain data (loading it could run
+    code) or is truncated or corrupt."""
+    import pickle
+    import zipfile
+
+    advice = "delete it to train from the start"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint {path} was not loaded: it holds more than tensors and plain data, "
+            f"and loading it could run code ({first}); unless you know where it comes from, "
+            f"{advice}"
+        ) from exc
+    except (EOFError, RuntimeError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read, it is truncated or corrupt "
+            f"({type(exc).__name__}: {first}); {advice}"
+        ) from exc
+    keys = ("model", "ema", "optimizer", "generator", "step", "losses", "validation", "best")
+    missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} is not a training checkpoint (missing {', '.join(missing)}); "
+            f"{advice}"
+        )
+    return state
 
 
 def _generator(run: _Run, device: torch.device) -> torch.Generator:
@@ -382,6 +445,21 @@ def _save(run: _Run, state: dict) -> None:
     run.saved = run.step
 
 
+def _check_losses(run: _Run) -> None:
+    """:class:`NonFiniteLoss` naming the first step with a NaN or infinite loss."""
+    if run.step <= run.checked:
+        return
+    bad = (~torch.isfinite(run.losses[run.checked : run.step])).nonzero()
+    if bad.numel():
+        i = run.checked + int(bad[0, 0])
+        raise NonFiniteLoss(
+            f"{run.config.desc}: the loss is {float(run.losses[i])} at step {i + 1} of "
+            f"{run.config.steps}; training stopped (try a smaller lr, a grad_clip, or check "
+            f"the data)"
+        )
+    run.checked = run.step
+
+
 def _validate(job, j: int, run: _Run, val_gen: torch.Generator, bar) -> None:
     target = job.eval_module(j)
     val_gen.manual_seed(run.config.seed + 1)  # the same validation draw every time
@@ -389,7 +467,7 @@ def _validate(job, j: int, run: _Run, val_gen: torch.Generator, bar) -> None:
     value = float(run.validate(target, val_gen))
     target.train()
     run.validation.append((run.step, value))
-    if run.best["value"] is None or value < run.best["value"]:
+    if math.isfinite(value) and (run.best["value"] is None or value < run.best["value"]):
         run.best = {
             "step": run.step,
             "value": value,
@@ -460,19 +538,29 @@ def _train_runs(runs: list[_Run], device: torch.device, desc: str, progress: boo
             job.step(step)
             done = step + 1
             bar.update(len(group))
-            for j, run in enumerate(group):
+            for run in group:
                 run.step = done
+            if done % LOSS_CHECK_EVERY == 0:
+                job.flush()
+                for run in group:
+                    _check_losses(run)
+            for j, run in enumerate(group):
                 cfg = run.config
                 if run.validate is not None and cfg.eval_every and done % cfg.eval_every == 0:
+                    job.flush()
+                    _check_losses(run)
                     _validate(job, j, run, val_gen, bar)
                 if run.ckpt is not None and cfg.checkpoint_every:
                     if done % cfg.checkpoint_every == 0:
                         job.flush()
+                        _check_losses(run)
                         _save(run, job.member_state(j))
             if deadline is not None and time.time() >= deadline:
                 bar.close()
                 raise _stop(runs, group, job)
         job.flush()
+        for run in group:
+            _check_losses(run)
         for j, run in enumerate(group):  # a finished run is saved whatever checkpoint_every
             if run.ckpt is not None and run.step >= run.config.steps and run.step > run.saved:
                 _save(run, job.member_state(j))

@@ -179,3 +179,165 @@ def test_deadline_from_the_environment(tmp_path, monkeypatch):
         train(fresh_model(), KacPath(Kac(1.0, 1.0)), one_mode, cfg)
     with pytest.raises(ValueError, match="deadline must be a finite"):
         TrainConfig(steps=1, deadline=float("nan"))
+
+
+# --------------------------------------------------------------------------------------------
+# bad checkpoints, resuming the generator, settings and non-finite losses
+
+
+def _write_checkpoint(tmp_path, steps=5):
+    ckpt = tmp_path / "run.pt"
+    cfg = TrainConfig(steps=steps, batch_size=8, checkpoint_path=ckpt, progress=False)
+    train(fresh_model(), KacPath(Kac(4.0, 2.0)), one_mode, cfg)
+    return ckpt, cfg
+
+
+class _RunsCode:
+    """An object whose unpickling calls a function (here: a harmless marker)."""
+
+    def __reduce__(self):
+        return (print, ("the checkpoint ran code",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    import pickle
+
+    from kacnb.train import CheckpointError
+
+    ckpt = tmp_path / "run.pt"
+    torch.save({"model": _RunsCode(), "step": 1}, ckpt)
+    cfg = TrainConfig(steps=5, batch_size=8, checkpoint_path=ckpt, progress=False)
+    with pytest.raises(CheckpointError, match="could run code") as info:
+        train(fresh_model(), KacPath(Kac(4.0, 2.0)), one_mode, cfg)
+    assert str(ckpt) in str(info.value) and "delete it" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    ckpt.write_bytes(pickle.dumps({"model": _RunsCode()}))  # a plain pickle, not torch's zip
+    with pytest.raises(CheckpointError, match="could run code"):
+        train(fresh_model(), KacPath(Kac(4.0, 2.0)), one_mode, cfg)
+    assert "the checkpoint ran code" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "not_a_checkpoint"])
+def test_a_corrupt_checkpoint_is_named_in_the_error(tmp_path, damage):
+    from kacnb.train import CheckpointError
+
+    ckpt, cfg = _write_checkpoint(tmp_path)
+    data = ckpt.read_bytes()
+    if damage == "truncated":
+        ckpt.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        ckpt.write_bytes(b"\x00not a checkpoint" * 10)
+    elif damage == "empty":
+        ckpt.write_bytes(b"")
+    else:
+        torch.save({"weights": torch.zeros(2)}, ckpt)
+    with pytest.raises(CheckpointError, match="delete it to train from the start") as info:
+        train(fresh_model(), KacPath(Kac(4.0, 2.0)), one_mode, replace(cfg, steps=10))
+    assert str(ckpt) in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore:for net:UserWarning")
+def test_resumed_generator_state_is_a_cpu_byte_tensor_whatever_the_device(tmp_path, monkeypatch):
+    from kacnb.train import _generator, _new_run
+
+    ckpt, cfg = _write_checkpoint(tmp_path)
+    real_load = torch.load
+    saved = real_load(ckpt, map_location="cpu", weights_only=True)["generator"]
+
+    class OnDevice:
+        """What map_location=<accelerator> makes of the saved generator state."""
+
+        device = torch.device("cuda")
+
+        def __init__(self, t):
+            self.t = t
+
+        def to(self, *args, **kwargs):
+            return self.t.to(*args, **kwargs)
+
+        def cpu(self):
+            return self.t.cpu()
+
+    def load_to_device(path, map_location=None, weights_only=None):
+        state = real_load(path, map_location="cpu", weights_only=weights_only)
+        state["generator"] = OnDevice(state["generator"])
+        return state
+
+    monkeypatch.setattr(torch, "load", load_to_device)
+    # "meta" stands for a device other than the CPU (no CUDA here)
+    for device in (torch.device("meta"), torch.device("cpu")):
+        model = fresh_model()
+        run = _new_run(model, None, one_mode, replace(cfg, steps=10), None, device, None, True)
+        assert run.step == 5
+        assert isinstance(run.gen_state, torch.Tensor)
+        assert run.gen_state.device.type == "cpu" and run.gen_state.dtype == torch.uint8
+        assert torch.equal(run.gen_state, saved)
+    gen = _generator(run, torch.device("cpu"))
+    assert torch.equal(gen.get_state(), saved)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr", float("nan"), "lr must be a finite number > 0"),
+        ("lr", float("inf"), "lr must be a finite number > 0"),
+        ("lr", 0.0, "lr must be a finite number > 0"),
+        ("lr", "1e-3", "lr must be a finite number > 0"),
+        ("grad_clip", 0.0, "grad_clip must be > 0 or None"),
+        ("grad_clip", -1.0, "grad_clip must be > 0 or None"),
+        ("grad_clip", float("nan"), "grad_clip must be > 0 or None"),
+        ("eval_every", 0, "eval_every must be a positive integer or None"),
+        ("eval_every", 2.5, "eval_every must be a positive integer or None"),
+        ("checkpoint_every", 0, "checkpoint_every must be a positive integer or None"),
+        ("checkpoint_every", -3, "checkpoint_every must be a positive integer or None"),
+        ("checkpoint_every", True, "checkpoint_every must be a positive integer or None"),
+    ],
+)
+def test_bad_training_settings(tmp_path, field, value, message):
+    kwargs = {"checkpoint_path": tmp_path / "c.pt"} if field == "checkpoint_every" else {}
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(steps=10, **kwargs, **{field: value})
+    TrainConfig(steps=10, grad_clip=None, eval_every=None, checkpoint_every=None, lr=1)
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step(tmp_path):
+    from kacnb.train import NonFiniteLoss
+
+    def nan_after_7(n, gen, calls={"n": 0}):  # noqa: B006 - a call counter
+        calls["n"] += 1
+        x = one_mode(n, gen)
+        return x * float("nan") if calls["n"] >= 7 else x
+
+    values = []
+
+    def validate(model, gen):
+        values.append(1.0)
+        return 1.0
+
+    ckpt = tmp_path / "run.pt"
+    cfg = TrainConfig(
+        steps=50,
+        batch_size=8,
+        eval_every=5,
+        checkpoint_every=5,
+        checkpoint_path=ckpt,
+        progress=False,
+    )
+    with pytest.raises(NonFiniteLoss, match=r"the loss is nan at step 7 of 50"):
+        train(fresh_model(), KacPath(Kac(4.0, 2.0)), nan_after_7, cfg, validate=validate)
+    assert values == [1.0]  # validated at step 5 only, never on the diverged weights
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 5 and torch.isfinite(state["losses"]).all()
+
+
+def test_a_nan_validation_value_never_becomes_the_best():
+    vals = iter([float("nan"), 2.0, float("nan"), 1.0])
+
+    def validate(model, gen):
+        return next(vals)
+
+    cfg = TrainConfig(steps=20, batch_size=8, eval_every=5, progress=False)
+    res = train(fresh_model(), KacPath(Kac(4.0, 2.0)), one_mode, cfg, validate=validate)
+    assert (res.best_step, res.best_value) == (20, 1.0)
+    assert len(res.validation) == 4

@@ -44,7 +44,7 @@ def print_verdicts(rows: Iterable[Mapping]) -> None:
     for r in rows:
         for key in ("claim", "measured", "threshold"):
             if _SEP in str(r[key]):
-                raise ValueError(f"'{_SEP}' is reserved as the column separator: {key} = {r[key]!r}")
+                raise ValueError(f"'{_SEP}' separates the columns: {key} = {r[key]!r}")
         if r["verdict"] not in VERDICTS:
             raise ValueError(f"unknown verdict {r['verdict']!r}; use one of {VERDICTS}")
     wc = max((len(r["claim"]) for r in rows), default=5)

@@ -36,7 +36,7 @@ def test_print_parse_round_trip(capsys, tmp_path):
 
 
 def test_bad_rows_are_refused():
-    with pytest.raises(ValueError, match="reserved"):
+    with pytest.raises(ValueError, match="separates the columns"):
         report.print_verdicts([report.row("a │ b", "|v| <= c", "2", True)])
     with pytest.raises(ValueError, match="unknown verdict"):
         report.print_verdicts([{"claim": "a", "measured": "1", "threshold": "2", "verdict": "ok"}])

@@ -40,8 +40,17 @@ def main() -> None:
     for spec in gmm2d.paper_models(eps=1e-3, T=1.0):
         start = time.perf_counter()
         tr = gmm2d.train_model(
-            spec, args.steps, gmm=gmm, seed=0, batch_size=256, lr=5e-4, grad_clip=1.0,
-            ema_decay=0.999, eval_every=2000, n_val=500, progress=False,
+            spec,
+            args.steps,
+            gmm=gmm,
+            seed=0,
+            batch_size=256,
+            lr=5e-4,
+            grad_clip=1.0,
+            ema_decay=0.999,
+            eval_every=2000,
+            n_val=500,
+            progress=False,
         )
         x0 = gmm.sample(args.n_gen, generator=gen)
         res = gmm2d.generate(tr.model, spec.path, x0, generator=gen)

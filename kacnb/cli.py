@@ -6,6 +6,7 @@ import argparse
 import ast
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,34 @@ def _time_limit(text: str) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+#: Largest seed (the notebooks seed torch generators, which take a signed 64-bit integer).
+MAX_SEED = 2**63 - 1
+
+
+def _timeout(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number of seconds, got {text!r}"
+        )
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to 2**63-1 = {MAX_SEED}, got {text!r}"
+        )
     return value
 
 
@@ -95,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (cuda if available, else cpu; default), cpu, cuda or cuda:N",
     )
-    p_run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p_run.add_argument(
+        "--seed", type=_seed, default=0, help="random seed, 0 to 2**63-1 (default: 0)"
+    )
     p_run.add_argument(
         "--output-dir",
         type=Path,
@@ -121,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra notebook parameter (VALUE is a Python literal, else a string); repeatable",
     )
     p_run.add_argument(
-        "--timeout", type=float, default=None, metavar="S", help="per-cell timeout in seconds"
+        "--timeout",
+        type=_timeout,
+        default=None,
+        metavar="S",
+        help="per-cell timeout, a whole number of seconds",
     )
     p_run.add_argument(
         "--time-limit",
@@ -157,7 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: tests/golden at the repository root",
     )
     p_gold.add_argument(
-        "--timeout", type=float, default=None, metavar="S", help="per-cell timeout in seconds"
+        "--timeout",
+        type=_timeout,
+        default=None,
+        metavar="S",
+        help="per-cell timeout, a whole number of seconds",
     )
     p_gold.add_argument("--no-progress", action="store_true", help="no progress bars")
     p_gold.set_defaults(func=cmd_golden)
@@ -199,7 +238,52 @@ def cmd_list(args, entries) -> int:
     return 0
 
 
+def _check_collection(reg: Registry) -> None:
+    """A clear error when the notebooks directory is not the collection's."""
+    hint = (
+        "run kacnb in the collection's root folder (the one holding notebooks/) "
+        "or pass --notebooks-dir"
+    )
+    if not reg.notebooks_dir.is_dir():
+        raise NotADirectoryError(
+            f"this is not the notebook collection: {reg.notebooks_dir} does not exist; {hint}"
+        )
+    if not reg.available():
+        raise FileNotFoundError(
+            f"this is not the notebook collection: {reg.notebooks_dir} holds none of its "
+            f"notebooks ({', '.join(s.stem + '.py' for s in reg.entries)}); {hint}"
+        )
+
+
+def _check_output_dir(path: Path, what: str) -> None:
+    """A clear error, before anything runs, for an output directory that cannot be written."""
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{what} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {path}: {existing} is not writable")
+
+
+def _check_parameters(reg: Registry, specs: list[NotebookSpec], extra: dict) -> None:
+    """Every ``-p NAME`` must be a parameter of every notebook to run."""
+    from .runner import RESERVED_PARAMETERS, notebook_parameters
+
+    if not extra:
+        return
+    for spec in specs:
+        valid = [n for n in notebook_parameters(reg.source(spec)) if n not in RESERVED_PARAMETERS]
+        unknown = sorted(set(extra) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"notebook {spec.stem} has no parameter {', '.join(unknown)} (-p); its "
+                f"parameters: {', '.join(valid) if valid else 'none besides the options'}"
+            )
+
+
 def _resolve(args, reg: Registry) -> list[NotebookSpec]:
+    _check_collection(reg)
     specs = reg.resolve_runnable(args.notebooks)
     if not specs:
         print(f"{PROG}: no notebooks yet in {reg.notebooks_dir} (nothing to run)")
@@ -228,8 +312,11 @@ def cmd_run(args, entries) -> int:
     specs = _resolve(args, reg)
     if not specs:
         return 0
+    _check_parameters(reg, specs, extra)
     device = str(resolve_device(args.device))
     figures_dir = (args.figures_dir or reg.figures_dir).resolve()
+    _check_output_dir(figures_dir, "figures directory")
+    _check_output_dir(args.output_dir or reg.notebooks_dir, "output directory")
     if args.log_output:
         logging.basicConfig(format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
@@ -289,6 +376,7 @@ def cmd_golden(args, entries) -> int:
     if not specs:
         return 0
     golden_dir = (args.golden_dir or reg.golden_dir).resolve()
+    _check_output_dir(golden_dir, "golden directory")
     bar = _bar(specs, args.no_progress)
     for spec in bar:
         bar.set_postfix_str(spec.stem)
@@ -322,8 +410,12 @@ def main(argv: Sequence[str] | None = None, *, entries: Iterable[NotebookSpec] =
     except (UnknownNotebookError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
         _err(str(exc))
         return 2
-    except RuntimeError as exc:  # e.g. --device cuda without CUDA
+    except RuntimeError as exc:  # e.g. --device cuda without CUDA, a locked output
         _err(str(exc))
+        return 2
+    except OSError as exc:  # e.g. an output directory that cannot be written
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        _err(f"{exc.strerror or exc}{where}")
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted (nothing published)", file=sys.stderr)

@@ -68,6 +68,7 @@ __all__ = [
     "clean_notebook",
     "to_percent",
     "read_source",
+    "notebook_parameters",
     "run_notebook",
     "make_golden",
     "in_sync",
@@ -172,6 +173,31 @@ class RunResult:
 def read_source(path: str | Path) -> nbformat.NotebookNode:
     """Read a percent-format ``.py`` notebook with jupytext."""
     return jupytext.read(str(path), fmt="py:percent")
+
+
+def notebook_parameters(source: str | Path) -> list[str]:
+    """Names the ``parameters`` cell of the ``.py`` notebook ``source`` assigns, in order."""
+    import ast
+
+    nb = read_source(source)
+    at = _find_tagged(nb, PARAMETERS_TAG)
+    if at is None:
+        raise ValueError(
+            f'{source} has no parameters cell: tag one cell with # %% tags=["parameters"]'
+        )
+    try:
+        tree = ast.parse(nb.cells[at].source)
+    except SyntaxError as exc:
+        raise ValueError(f"the parameters cell of {source} is not valid Python: {exc}") from None
+    names: list[str] = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id not in names:
+                names.append(target.id)
+    return names
 
 
 def to_percent(nb: nbformat.NotebookNode) -> str:

@@ -144,10 +144,10 @@ def test_python_dash_m_list():
     assert "01_velocity_explosion" in proc.stdout and "05_mnist" in proc.stdout
 
 
-def test_cli_no_notebooks_yet(tmp_path, capsys):
+def test_cli_in_a_folder_that_is_not_the_collection(tmp_path, capsys):
     (tmp_path / "notebooks").mkdir()
-    assert kacnb("run", *SMOKE, "--notebooks-dir", tmp_path / "notebooks") == 0
-    assert "no notebooks yet" in capsys.readouterr().out
+    assert kacnb("run", *SMOKE, "--notebooks-dir", tmp_path / "notebooks") == 2
+    assert "this is not the notebook collection" in capsys.readouterr().err
     assert not (tmp_path / "figures").exists()
 
 

@@ -1,0 +1,152 @@
+"""``kacnb`` command-line arguments are checked before anything runs (clear one-line errors).
+
+The notebook is never executed here: every case fails before papermill starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kacnb import cli, runner
+from kacnb.registry import NOTEBOOKS, FigureSpec, NotebookSpec
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURE = NotebookSpec(
+    99, "99_fixture", "Fixture notebook", (FigureSpec("fig99_fixture", None, "fixture"),)
+)
+ENTRIES = NOTEBOOKS + (FIXTURE,)
+SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture
+def nb_dir(tmp_path, monkeypatch):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    shutil.copy(FIXTURES / "99_fixture.py", d / "99_fixture.py")
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the notebook must not run")
+
+    monkeypatch.setattr(runner, "run_notebook", no_run)
+    monkeypatch.setattr(runner, "make_golden", no_run)
+    return d
+
+
+def kacnb(*argv) -> int:
+    return cli.main([str(a) for a in argv], entries=ENTRIES)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "abc", "nan", ""])
+@pytest.mark.parametrize("command", ["run", "golden"])
+def test_timeout_is_a_positive_whole_number_of_seconds(nb_dir, capsys, command, value):
+    with pytest.raises(SystemExit) as info:
+        kacnb(command, "99", "--notebooks-dir", nb_dir, f"--timeout={value}")
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --timeout: expected a positive whole number of seconds, got {value!r}" in err
+
+
+@pytest.mark.parametrize("value", ["-1", str(2**63), "1.0", "x"])
+def test_seed_is_within_0_and_2_63_minus_1(nb_dir, capsys, value):
+    with pytest.raises(SystemExit) as info:
+        kacnb("run", "99", "--notebooks-dir", nb_dir, f"--seed={value}")
+    assert info.value.code == 2
+    assert "argument --seed: expected a whole number from 0 to 2**63-1" in capsys.readouterr().err
+
+
+def test_valid_timeout_and_seed_are_parsed():
+    args = cli.build_parser().parse_args(["run", "--timeout", "30", "--seed", str(2**63 - 1)])
+    assert (args.timeout, args.seed) == (30, 2**63 - 1)
+
+
+def test_notebook_parameters_are_read_from_the_parameters_cell():
+    assert runner.notebook_parameters(FIXTURES / "99_fixture.py") == [
+        "profile",
+        "device",
+        "seed",
+        "figures_dir",
+        "fail",
+    ]
+
+
+def test_unknown_parameter_is_an_error_listing_the_valid_ones(nb_dir, capsys):
+    assert kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir, "-p", "fial=True") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "kacnb: error: notebook 99_fixture has no parameter fial (-p); its parameters: fail"
+    ]
+
+
+def test_output_directory_that_is_a_file(nb_dir, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    for option in ("--output-dir", "--figures-dir"):
+        assert (
+            kacnb(
+                "run", "99", *SMOKE, "--notebooks-dir", nb_dir, option, tmp_path / "a_file" / "sub"
+            )
+            == 2
+        )
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is a file, not a directory" in err[0], err
+    assert (
+        kacnb("golden", "99", "--notebooks-dir", nb_dir, "--golden-dir", tmp_path / "a_file") == 2
+    )
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_output_directory_not_writable(nb_dir, tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(
+        cli.os, "access", lambda p, mode: False if Path(p) == locked else real(p, mode)
+    )
+    assert (
+        kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir, "--output-dir", locked / "out") == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"kacnb: error: output directory {locked / 'out'}: {locked} is not writable"]
+
+
+def test_os_errors_are_one_line_errors(nb_dir, capsys, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/somewhere/figures")
+
+    monkeypatch.setattr(runner, "run_notebook", denied)
+    assert kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "kacnb: error: Permission denied: /somewhere/figures"
+    assert not any("Traceback" in line for line in err)
+
+
+def test_run_outside_the_collection_says_so(tmp_path):
+    # a folder without notebooks/: the default is the installed package's repository, so
+    # point the default at a folder that does not exist to stand for a non-editable install
+    code = (
+        "import sys; from pathlib import Path; import kacnb.registry as r; "
+        "r.default_notebooks_dir = lambda: Path.cwd() / 'notebooks'; "
+        "from kacnb import cli; sys.exit(cli.main(sys.argv[1:]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "run", "--profile", "smoke"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "this is not the notebook collection" in proc.stderr
+    assert "--notebooks-dir" in proc.stderr
+    (tmp_path / "notebooks").mkdir()  # a notebooks folder of something else
+    (tmp_path / "notebooks" / "analysis.py").write_text("x = 1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kacnb", "run"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert "this is not the notebook collection" in proc.stderr
+    assert "holds none of its notebooks" in proc.stderr

@@ -637,6 +637,7 @@ def _execute(
             f'{source} has no parameters cell: tag one cell with # %% tags=["parameters"]'
         )
     output.parent.mkdir(parents=True, exist_ok=True)
+    log = output.with_name(output.name + ".log")
     try:
         return papermill.execute_notebook(
             copy.deepcopy(src_nb),
@@ -648,11 +649,28 @@ def _execute(
             progress_bar={"desc": spec.stem, "leave": False} if progress_bar else False,
             log_output=log_output,
             execution_timeout=timeout,
-            kernel_manager_class=_quiet_kernel_manager(output.with_name(output.name + ".log")),
+            kernel_manager_class=_quiet_kernel_manager(log),
         )
     except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as exc:
         partial = output if output.exists() else None
-        raise _failure(exc, spec, source, src_nb, src_text, param_at + 1, partial) from exc
+        failure = _failure(exc, spec, source, src_nb, src_text, param_at + 1, partial)
+        if isinstance(exc, DeadKernelError):
+            failure.evalue += _log_tail(log)
+            failure.args = (failure.message(),)
+        raise failure from exc
+
+
+def _log_tail(log: Path, lines: int = 8) -> str:
+    """The last lines of the kernel's own stderr, for the message of a dead kernel."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    noise = "running over TCP without encryption"  # ipykernel's start-up warning
+    tail = [line for line in text.splitlines() if line.strip() and noise not in line][-lines:]
+    if not tail:
+        return ""
+    return "\n  the kernel's stderr ended with:" + "".join(f"\n    | {line}" for line in tail)
 
 
 def _figures_since(figures_dir: Path, start: float, spec: NotebookSpec) -> list[str]:

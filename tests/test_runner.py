@@ -299,6 +299,21 @@ def test_failed_run_leaves_published_outputs_alone(tmp_path, capsys):
     assert sorted(p.name for p in nb_dir.iterdir()) == ["99_fixture.ipynb", "99_fixture.py"]
 
 
+def test_dead_kernel_message_shows_the_kernels_stderr(tmp_path, capsys):
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    dies_py = FIXTURE_PY.with_name("97_dies.py")
+    assert to_percent(jupytext.read(dies_py)) == dies_py.read_text(encoding="utf-8")
+    shutil.copy(dies_py, nb_dir / "97_dies.py")
+    dies = NotebookSpec(97, "97_dies", "Dying kernel fixture", ())
+    argv = ["run", "97", *SMOKE, "--notebooks-dir", nb_dir]
+    assert cli.main([str(a) for a in argv], entries=NOTEBOOKS + (dies,)) == 1
+    err = capsys.readouterr().err
+    assert "notebook 97_dies failed: DeadKernelError" in err
+    assert "the kernel's stderr ended with:\n    | the kernel says goodbye" in err, err
+    assert not (nb_dir / "97_dies.ipynb").exists()
+
+
 def test_output_lock_refuses_a_second_run_and_takes_over_a_stale_one(tmp_path):
     from kacnb.runner import OutputLocked, output_lock
 

@@ -673,6 +673,25 @@ def _log_tail(log: Path, lines: int = 8) -> str:
     return "\n  the kernel's stderr ended with:" + "".join(f"\n    | {line}" for line in tail)
 
 
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back SIGINT (Ctrl-C) in the block; its handler runs when the block ends."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if received and callable(old):
+            old(signal.SIGINT, received[0])  # default handler: raises KeyboardInterrupt
+
+
 def _figures_since(figures_dir: Path, start: float, spec: NotebookSpec) -> list[str]:
     """The notebook's own figure files (registry stems or its ``nbNN_`` prefix) written
     since ``start``; other notebooks running into the same folder are not counted."""
@@ -766,36 +785,37 @@ def run_notebook(
                 raise
             wall = time.perf_counter() - t0
             published = clean_notebook(executed, keep_injected=False)
-            figures = _figures_since(staged_figures, 0.0, spec)
-            # publish: the figures (and the notebook's other files), the notebook, the record
-            if staged_figures.is_dir():
-                for path in sorted(staged_figures.rglob("*")):
-                    if path.is_file():
-                        _move_file(path, figures_dir / path.relative_to(staged_figures))
-            _write(published, output)
-            with contextlib.suppress(FileNotFoundError):
-                partial_path(output).unlink()  # a partial notebook of an earlier failure
+            record_path = None
+            record: dict = {}
+            if write_record:
+                record = run_record(
+                    spec,
+                    profile=profile,
+                    device=device,
+                    seed=int(seed),
+                    wall_time_s=wall,
+                    git=git,
+                    output=output,
+                    figures=_figures_since(staged_figures, 0.0, spec),
+                    started=started,
+                )
+                if extra:
+                    record["extra_parameters"] = {k: repr(v) for k, v in extra.items()}
+                record_path = figures_dir / "runs" / f"{spec.stem}.json"
+            # publish the figures (and the notebook's other files), the notebook and the
+            # record; a Ctrl-C meanwhile takes effect once all of it is in place
+            with _sigint_deferred():
+                if staged_figures.is_dir():
+                    for path in sorted(staged_figures.rglob("*")):
+                        if path.is_file():
+                            _move_file(path, figures_dir / path.relative_to(staged_figures))
+                _write(published, output)
+                if record_path is not None:
+                    write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
+                with contextlib.suppress(FileNotFoundError):
+                    partial_path(output).unlink()  # a partial notebook of an earlier failure
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-
-        record_path = None
-        record: dict = {}
-        if write_record:
-            record = run_record(
-                spec,
-                profile=profile,
-                device=device,
-                seed=int(seed),
-                wall_time_s=wall,
-                git=git,
-                output=output,
-                figures=figures,
-                started=started,
-            )
-            if extra:
-                record["extra_parameters"] = {k: repr(v) for k, v in extra.items()}
-            record_path = figures_dir / "runs" / f"{spec.stem}.json"
-            write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
     return RunResult(spec=spec, output=output, record_path=record_path, record=record)
 
 

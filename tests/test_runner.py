@@ -347,6 +347,22 @@ def test_cli_reports_a_locked_output(tmp_path, capsys):
     assert not (nb_dir / "99_fixture.ipynb").exists()
 
 
+def test_ctrl_c_while_publishing_takes_effect_once_everything_is_in_place():
+    import signal
+
+    from kacnb.runner import _sigint_deferred
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with _sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("figures")
+            steps.append("notebook")
+        steps.append("after")
+    assert steps == ["figures", "notebook"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_write_text_atomic_uses_unique_temporary_files(tmp_path, monkeypatch):
     from kacnb import runner
 

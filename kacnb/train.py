@@ -6,8 +6,12 @@ gradient-norm clipping, an optional exponential moving average (EMA) of the weig
 periodic validation callback that keeps the best weights, checkpoints every N steps and
 resumes from them. All randomness comes from one ``torch.Generator`` on the training
 device whose state is checkpointed, so a run killed and resumed ends with the same weights
-as an uninterrupted run. Per-step losses stay on the device (no host sync in the loop)
-until a validation or the end.
+as an uninterrupted run. Per-step losses stay on the device; they are checked for NaN or
+infinite values every :data:`LOSS_CHECK_EVERY` steps, before each validation and checkpoint
+and at the end (one host sync each), and such a loss stops training with
+:class:`NonFiniteLoss` naming its step.  A checkpoint is loaded with ``weights_only=True``:
+one that holds more than tensors and plain data, or is truncated or corrupt, raises
+:class:`CheckpointError` naming the file.
 
 ``train`` also takes an :class:`~kacnb.ensemble.Ensemble`: ``K`` such runs of one MLP
 architecture advanced by one stacked step (:class:`~kacnb.models.StackedMLP`), each with

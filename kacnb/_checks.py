@@ -18,7 +18,13 @@ __all__ = [
     "as_tensors",
     "check_times",
     "check_not_nan",
+    "check_size",
+    "MAX_BYTES",
 ]
+
+#: Largest single result a numerics call may allocate (bytes); larger requests are refused
+#: before any memory is touched, with the size in the message.
+MAX_BYTES = 8 * 1024**3
 
 
 def positive_scalar(name: str, value: float) -> float:
@@ -103,3 +109,17 @@ def uniform_grid(x, name: str = "x") -> tuple[torch.Tensor, float]:
     if float((diffs - dx).abs().max()) > tol * dx:
         raise ValueError(f"{name} must be a uniform grid (equal spacing)")
     return x, dx
+
+
+def check_size(what: str, elements: int, itemsize: int, limit: int | None = None) -> None:
+    """Raise ``ValueError`` before allocating when ``elements * itemsize`` exceeds ``limit``.
+
+    ``limit`` defaults to :data:`MAX_BYTES`; the message gives the size and the limit in GiB.
+    """
+    limit = MAX_BYTES if limit is None else limit
+    size = int(elements) * int(itemsize)
+    if size > limit:
+        raise ValueError(
+            f"{what} would need {size / 1024**3:.3g} GiB ({int(elements):,} numbers of "
+            f"{itemsize} bytes), more than the {limit / 1024**3:.3g} GiB allowed: ask for less"
+        )

@@ -35,7 +35,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._checks import as_tensors, check_not_nan, check_times, positive_int, positive_scalar
+from ._checks import (
+    as_tensors,
+    check_not_nan,
+    check_size,
+    check_times,
+    positive_int,
+    positive_scalar,
+)
 
 __all__ = [
     "Kac",
@@ -334,6 +341,8 @@ class Kac:
             raise ValueError(f"times must be one-dimensional, got shape {tuple(times.shape)}")
         positive_int("n", n)
         positive_int("dim", dim)
+        # the result (len(times), n, dim) is allocated at once; the walk itself is chunked
+        check_size(f"Kac.paths with {n:,} paths", times.numel() * n * dim, times.element_size())
         return kac_paths(times, n, self.a, self.c, dim=dim, generator=generator)
 
     def _tx(self, t, x):
@@ -430,6 +439,9 @@ class KacTableSampler:
             raise ValueError("n_times and n_levels must be >= 2")
         n_grid = n_levels if n_grid is None else n_grid
         positive_int("n_grid", n_grid)
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        check_size(f"a {n_times:,} x {n_levels:,} quantile table", n_times * n_levels, itemsize)
+        check_size(f"a {n_times:,} x {n_grid:,} CDF grid", n_times * n_grid, 8)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
         start = time.perf_counter()

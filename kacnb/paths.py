@@ -81,8 +81,30 @@ class _Path:
         raise NotImplementedError
 
     def sample_at(self, t: torch.Tensor, x0: torch.Tensor, generator=None) -> torch.Tensor:
-        """Draw ``x_t`` given ``x0`` at times ``t`` (B,)."""
+        """Draw ``x_t`` given ``x0`` at times ``t`` (B,) in ``[t_min, T]``.
+
+        Raises ``ValueError`` for an empty batch, a shape mismatch, or times outside the
+        path's interval (checked here, not in the training draw, whose times are drawn inside).
+        """
+        self.check_draw(t, x0)
         return self.draw(t, x0, generator)[0]
+
+    def check_draw(self, t: torch.Tensor, x0: torch.Tensor) -> None:
+        """Validate a request for ``x_t | x0``: see :meth:`sample_at`."""
+        if not isinstance(x0, torch.Tensor) or not isinstance(t, torch.Tensor):
+            raise TypeError("t and x0 must be tensors")
+        if x0.ndim < 1 or x0.shape[0] == 0:
+            raise ValueError(f"x0 must be a non-empty batch (B, ...), got shape {tuple(x0.shape)}")
+        if t.shape != (x0.shape[0],):
+            raise ValueError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError("t must be finite (no NaN or inf)")
+        lo, hi = float(t.min()), float(t.max())
+        if lo < self.t_min or hi > self.T:
+            raise ValueError(
+                f"t must lie in [t_min, T] = [{self.t_min:g}, {self.T:g}] for {self!r}, "
+                f"got values in [{lo:g}, {hi:g}]"
+            )
 
     def conditional_velocity(self, t, x, x0) -> torch.Tensor:
         raise NotImplementedError

@@ -480,3 +480,18 @@ def test_mean_reverting_velocity_is_the_expected_speed_along_paths():
     slope_se = 1 / math.sqrt(float((w * (mid - np.average(mid, weights=w)) ** 2).sum()))
     assert abs(slope_s - slope_p) < 5 * slope_se
     assert slope_p > 10 * slope_se
+
+
+def test_huge_requests_fail_before_allocating():
+    # 10^10 paths, a table of 10^11 cells: refused at once with the size in the message
+    import time
+
+    from kacnb.kac import KacTableSampler
+
+    kac = Kac(1.0, 1.0)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"Kac.paths with 10,000,000,000 paths would need 74.5 GiB"):
+        kac.paths(torch.tensor([0.5, 1.0]), 10**10)
+    with pytest.raises(ValueError, match=r"quantile table would need 373 GiB"):
+        KacTableSampler(kac, 1.0, n_times=10**6, n_levels=10**5)
+    assert time.perf_counter() - start < 1.0  # nothing was allocated or computed

@@ -167,3 +167,30 @@ def test_bad_arguments():
         DiffusionPath(eps=2.0, T=1.0)
     with pytest.raises(ValueError, match="^T "):
         KacPath(Kac(1.0, 1.0), T=-1.0)
+
+
+@pytest.mark.parametrize("path", ALL_PATHS, ids=repr)
+def test_sample_at_refuses_bad_requests(path):
+    x0 = torch.zeros(4, 2, dtype=F64)
+    inside = torch.full((4,), 0.5 * (path.t_min + path.T), dtype=F64)
+    assert path.sample_at(inside, x0, generator=gen(0)).shape == (4, 2)
+    for bad, match in [
+        (torch.full((4,), path.T * 1.5, dtype=F64), r"t must lie in \[t_min, T\]"),
+        (torch.full((4,), -0.1, dtype=F64), r"t must lie in \[t_min, T\]"),
+        (torch.full((4,), float("nan"), dtype=F64), "t must be finite"),
+        (torch.full((3,), 0.5, dtype=F64), r"t must have shape \(4,\)"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            path.sample_at(bad, x0)
+    with pytest.raises(ValueError, match="non-empty batch"):
+        path.sample_at(torch.zeros(0, dtype=F64), torch.zeros(0, 2, dtype=F64))
+    with pytest.raises(TypeError, match="must be tensors"):
+        path.sample_at([0.5] * 4, x0)
+
+
+def test_non_numeric_parameters_are_refused():
+    for bad in ("five", None, [1.0]):
+        with pytest.raises(ValueError, match="must be a finite number > 0"):
+            Kac(bad, 1.0)
+        with pytest.raises(ValueError, match="must be a finite number > 0"):
+            KacPath(Kac(1.0, 1.0), T=bad)

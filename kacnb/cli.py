@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .registry import NOTEBOOKS, NotebookSpec, Registry, UnknownNotebookError
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the notebooks reproducing 'Telegrapher's Generative Model via Kac Flows'. "
             "notebooks/<stem>.py (jupytext percent format) is the source of truth; "
             "'run' executes it with papermill into notebooks/<stem>.ipynb and writes the "
-            "figures (PNG + PDF) to figures/."
+            "figures (PNG + PDF) to figures/ when its profile is the published one; "
+            "other runs go to runs/<profile>/."
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -105,7 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         parents=[nb_dir],
         help="execute notebooks (default: every existing one)",
-        description="Execute notebooks with papermill; stops at the first failing notebook.",
+        description=(
+            "Execute notebooks with papermill; stops at the first failing notebook. A run "
+            "replaces the published notebooks/<stem>.ipynb, figures and figures/runs/<stem>.json "
+            "only when its --profile is the profile of that published record (or there is no "
+            "record yet), or with --publish; otherwise it writes them to runs/<profile>/ at the "
+            "collection's root (notebooks there, figures in runs/<profile>/figures/) and says "
+            "so at the end. --output-dir and --figures-dir are used as given."
+        ),
     )
     p_run.add_argument(
         "notebooks",
@@ -132,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="where to write the executed <stem>.ipynb (default: in place, next to the .py)",
+        help="where to write the executed <stem>.ipynb (default: in place, next to the .py, "
+        "when published, else runs/<profile>/)",
     )
     p_run.add_argument(
         "--figures-dir",
@@ -140,7 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="where the notebooks write figures and runs/<stem>.json "
-        "(default: figures/ at the repository root)",
+        "(default: figures/ at the repository root when published, else "
+        "runs/<profile>/figures/)",
+    )
+    p_run.add_argument(
+        "--publish",
+        action="store_true",
+        help="replace the published notebook, figures and record even when the published "
+        "record is of another profile (default: only for the same profile)",
     )
     p_run.add_argument(
         "-p",
@@ -290,6 +307,50 @@ def _resolve(args, reg: Registry) -> list[NotebookSpec]:
     return specs
 
 
+@dataclass
+class _Destination:
+    """Where one notebook's run writes: its notebook (``None``: next to the .py), its figures
+    and record; ``published`` is the profile of the published record when the run goes to
+    the scratch folder instead of replacing it (``None`` when it publishes)."""
+
+    output: Path | None
+    figures_dir: Path
+    published: str | None = None
+
+
+def _destinations(args, reg: Registry, specs: list[NotebookSpec]) -> dict[str, _Destination]:
+    """Publish into the default locations only for the published record's profile (or no
+    record, or ``--publish``); otherwise the defaults are replaced by the scratch folder."""
+    from .runner import published_profile, scratch_dir
+
+    scratch = scratch_dir(reg.root, args.profile).resolve()
+    plan = {}
+    for spec in specs:
+        published = published_profile(reg.figures_dir / "runs" / f"{spec.stem}.json")
+        explicit = args.output_dir is not None and args.figures_dir is not None
+        if explicit or args.publish or published is None or published == args.profile:
+            output = args.output_dir / f"{spec.stem}.ipynb" if args.output_dir else None
+            figures_dir = (args.figures_dir or reg.figures_dir).resolve()
+            plan[spec.stem] = _Destination(output, figures_dir)
+            continue
+        output_dir = args.output_dir or scratch
+        plan[spec.stem] = _Destination(
+            output_dir / f"{spec.stem}.ipynb",
+            (args.figures_dir or scratch / "figures").resolve(),
+            published,
+        )
+    return plan
+
+
+def _scratch_note(spec: NotebookSpec, dest: _Destination, profile: str, *, done: bool) -> str:
+    state = "not published" if done else "will not be published"
+    return (
+        f"{spec.stem}: {state} (the published run is profile {dest.published}, this one "
+        f"{profile}): notebook {dest.output}, figures and record {dest.figures_dir}; "
+        f"--publish replaces the published ones"
+    )
+
+
 def _bar(specs, disable: bool):
     from tqdm import tqdm
 
@@ -314,22 +375,32 @@ def cmd_run(args, entries) -> int:
         return 0
     _check_parameters(reg, specs, extra)
     device = str(resolve_device(args.device))
-    figures_dir = (args.figures_dir or reg.figures_dir).resolve()
-    _check_output_dir(figures_dir, "figures directory")
-    _check_output_dir(args.output_dir or reg.notebooks_dir, "output directory")
+    plan = _destinations(args, reg, specs)
+    figures_dirs = sorted({d.figures_dir for d in plan.values()})
+    output_dirs = sorted(
+        {d.output.parent if d.output else reg.notebooks_dir for d in plan.values()}
+    )
+    for path in figures_dirs:
+        _check_output_dir(path, "figures directory")
+    for path in output_dirs:
+        _check_output_dir(path, "output directory")
     if args.log_output:
         logging.basicConfig(format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
     limit = f" time limit {args.time_limit:g} s" if deadline is not None else ""
     print(
         f"{PROG}: running {len(specs)} notebook(s): profile={args.profile} device={device} "
-        f"seed={args.seed}{limit} figures -> {figures_dir}",
+        f"seed={args.seed}{limit} figures -> {', '.join(map(str, figures_dirs))}",
         file=sys.stderr,
     )
+    scratched = [spec for spec in specs if plan[spec.stem].published is not None]
+    for spec in scratched:
+        note = _scratch_note(spec, plan[spec.stem], args.profile, done=False)
+        print(f"{PROG}: {note}", file=sys.stderr)
     bar = _bar(specs, args.no_progress)
     for spec in bar:
         bar.set_postfix_str(spec.stem)
-        output = (args.output_dir / f"{spec.stem}.ipynb") if args.output_dir else None
+        dest = plan[spec.stem]
         try:
             result = run_notebook(
                 spec,
@@ -337,8 +408,8 @@ def cmd_run(args, entries) -> int:
                 profile=args.profile,
                 device=device,
                 seed=args.seed,
-                output=output,
-                figures_dir=figures_dir,
+                output=dest.output,
+                figures_dir=dest.figures_dir,
                 progress_bar=not args.no_progress,
                 log_output=args.log_output,
                 timeout=args.timeout,
@@ -363,6 +434,9 @@ def cmd_run(args, entries) -> int:
             file=sys.stderr,
         )
     bar.close()
+    for spec in scratched:
+        note = _scratch_note(spec, plan[spec.stem], args.profile, done=True)
+        print(f"{PROG}: {note}", file=sys.stderr)
     return 0
 
 

@@ -25,6 +25,11 @@ kernel gets it in the environment variable ``KACNB_DEADLINE``; training stops th
 :class:`kacnb.train.TimeLimitReached` after writing its checkpoints, and nothing is published
 (:class:`TimeLimitStopped`); running it again resumes the training from the checkpoints.
 
+**Published or scratch.** ``kacnb run`` replaces the published notebook, figures and record
+only when its profile is the one of the published record (:func:`published_profile`), when
+there is no record yet, or with ``--publish``; any other run goes to the scratch folder
+:func:`scratch_dir` (``runs/<profile>/`` at the collection's root, git-ignored).
+
 :func:`make_golden` writes the smoke-profile reference notebook ``tests/golden/<stem>.ipynb``
 used by the nbval regression test; it keeps the injected-parameters cell (nbval re-executes
 it as stored).
@@ -70,6 +75,8 @@ __all__ = [
     "read_source",
     "notebook_parameters",
     "run_notebook",
+    "published_profile",
+    "scratch_dir",
     "make_golden",
     "in_sync",
     "run_record",
@@ -817,6 +824,30 @@ def run_notebook(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return RunResult(spec=spec, output=output, record_path=record_path, record=record)
+
+
+#: Profile reported by :func:`published_profile` for a record it cannot read.
+UNKNOWN_PROFILE = "unknown"
+
+
+def published_profile(record_path: str | Path) -> str | None:
+    """The profile of the published run record ``record_path``; ``None`` when there is no
+    record, :data:`UNKNOWN_PROFILE` when it cannot be read or names no profile."""
+    record_path = Path(record_path)
+    if not record_path.exists():
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return UNKNOWN_PROFILE
+    profile = record.get("profile") if isinstance(record, dict) else None
+    return profile if isinstance(profile, str) and profile else UNKNOWN_PROFILE
+
+
+def scratch_dir(root: str | Path, profile: str) -> Path:
+    """Where a run that must not replace the published outputs goes: ``<root>/runs/<profile>``
+    (the executed notebooks, and ``figures/`` with the figures and ``runs/`` records)."""
+    return Path(root) / "runs" / profile
 
 
 def in_sync(source: str | Path, ipynb: str | Path) -> bool:

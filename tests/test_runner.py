@@ -281,12 +281,12 @@ def test_failed_run_leaves_published_outputs_alone(tmp_path, capsys):
     (figures / "runs").mkdir(parents=True)
     published.write_text("the published notebook\n")
     (figures / "fig99_fixture.png").write_bytes(b"the published figure")
-    (figures / "runs" / "99_fixture.json").write_text("{}\n")
+    (figures / "runs" / "99_fixture.json").write_text('{"profile": "smoke"}\n')
     assert kacnb("run", "99", *SMOKE, "-p", "fail=True", "--notebooks-dir", nb_dir) == 1
     assert f"kept at {nb_dir.resolve() / '99_fixture.partial.ipynb'}" in capsys.readouterr().err
     assert published.read_text() == "the published notebook\n"
     assert (figures / "fig99_fixture.png").read_bytes() == b"the published figure"
-    assert (figures / "runs" / "99_fixture.json").read_text() == "{}\n"
+    assert (figures / "runs" / "99_fixture.json").read_text() == '{"profile": "smoke"}\n'
     assert sorted(p.name for p in nb_dir.iterdir()) == [
         "99_fixture.ipynb",
         "99_fixture.partial.ipynb",
@@ -297,6 +297,83 @@ def test_failed_run_leaves_published_outputs_alone(tmp_path, capsys):
     assert in_sync(nb_dir / "99_fixture.py", published)
     assert (figures / "fig99_fixture.png").read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in nb_dir.iterdir()) == ["99_fixture.ipynb", "99_fixture.py"]
+
+
+def _publish_quick(root: Path) -> dict[Path, bytes]:
+    """Published outputs of a quick run of the fixture: path -> content."""
+    files = {
+        root / "notebooks" / "99_fixture.ipynb": b"the published quick notebook\n",
+        root / "figures" / "fig99_fixture.png": b"the published quick figure",
+        root / "figures" / "runs" / "99_fixture.json": b'{"profile": "quick"}\n',
+    }
+    for path, content in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return files
+
+
+def test_run_of_another_profile_goes_to_the_scratch_folder(tmp_path, capsys):
+    nb_dir = make_repo(tmp_path)
+    published = _publish_quick(tmp_path)
+    assert kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir) == 0
+    assert {path: path.read_bytes() for path in published} == published  # byte-identical
+    assert sorted(p.name for p in (tmp_path / "figures").rglob("*")) == [
+        "99_fixture.json",
+        "fig99_fixture.png",
+        "runs",
+    ]
+    scratch = tmp_path / "runs" / "smoke"
+    assert in_sync(nb_dir / "99_fixture.py", scratch / "99_fixture.ipynb")
+    assert (scratch / "figures" / "fig99_fixture.png").read_bytes().startswith(b"\x89PNG")
+    record = json.loads((scratch / "figures" / "runs" / "99_fixture.json").read_text())
+    assert record["profile"] == "smoke"
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(
+        "kacnb: 99_fixture: not published (the published run is profile quick, this one smoke)"
+    )
+    assert str(scratch / "99_fixture.ipynb") in last and "--publish" in last
+
+
+def test_publish_replaces_a_published_run_of_another_profile(tmp_path):
+    nb_dir = make_repo(tmp_path)
+    published = _publish_quick(tmp_path)
+    assert kacnb("run", "99", *SMOKE, "--publish", "--notebooks-dir", nb_dir) == 0
+    assert in_sync(nb_dir / "99_fixture.py", nb_dir / "99_fixture.ipynb")
+    figures = tmp_path / "figures"
+    assert (figures / "fig99_fixture.png").read_bytes().startswith(b"\x89PNG")
+    assert json.loads((figures / "runs" / "99_fixture.json").read_text())["profile"] == "smoke"
+    assert not (tmp_path / "runs").exists()
+    assert all(path.read_bytes() != content for path, content in published.items())
+
+
+def test_run_of_the_published_profile_publishes(tmp_path, capsys):
+    nb_dir = make_repo(tmp_path)
+    record = tmp_path / "figures" / "runs" / "99_fixture.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"profile": "smoke"}\n')
+    (nb_dir / "99_fixture.ipynb").write_text("the published smoke notebook\n")
+    assert kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir) == 0
+    assert in_sync(nb_dir / "99_fixture.py", nb_dir / "99_fixture.ipynb")
+    assert json.loads(record.read_text())["wall_time_s"] > 0
+    assert not (tmp_path / "runs").exists()
+    assert "not published" not in capsys.readouterr().err
+
+
+def test_explicit_output_folders_are_used_as_given(tmp_path):
+    nb_dir = make_repo(tmp_path)
+    published = _publish_quick(tmp_path)
+    out, figs = tmp_path / "out", tmp_path / "figs"
+    argv = ["run", "99", *SMOKE, "--notebooks-dir", nb_dir]
+    assert kacnb(*argv, "--output-dir", out, "--figures-dir", figs) == 0
+    assert in_sync(nb_dir / "99_fixture.py", out / "99_fixture.ipynb")
+    assert (figs / "runs" / "99_fixture.json").is_file()
+    assert {path: path.read_bytes() for path in published} == published
+    assert not (tmp_path / "runs").exists()
+    # one of them given: the other default location is still protected
+    assert kacnb(*argv, "--output-dir", tmp_path / "out2") == 0
+    assert (tmp_path / "out2" / "99_fixture.ipynb").is_file()
+    assert (tmp_path / "runs" / "smoke" / "figures" / "fig99_fixture.png").is_file()
+    assert {path: path.read_bytes() for path in published} == published
 
 
 def test_dead_kernel_message_shows_the_kernels_stderr(tmp_path, capsys):

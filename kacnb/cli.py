@@ -7,6 +7,7 @@ import ast
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -113,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
             "only when its --profile is the profile of that published record (or there is no "
             "record yet), or with --publish; otherwise it writes them to runs/<profile>/ at the "
             "collection's root (notebooks there, figures in runs/<profile>/figures/) and says "
-            "so at the end. --output-dir and --figures-dir are used as given."
+            "so at the end. --output-dir and --figures-dir are used as given. Before the first "
+            "notebook runs, what the selected ones need is checked: the --device, the MNIST "
+            "files of 05 (in KACNB_DATA_DIR, or downloadable) and about 1 GB of free disk."
         ),
     )
     p_run.add_argument(
@@ -351,6 +354,105 @@ def _scratch_note(spec: NotebookSpec, dest: _Destination, profile: str, *, done:
     )
 
 
+#: Notebooks that load MNIST (``kacnb.data.mnist``, train and test splits).
+NEEDS_MNIST = frozenset({"05_mnist"})
+#: Free disk space a run needs in each output folder (notebooks, figures, checkpoints).
+MIN_FREE_BYTES = 1_000_000_000
+
+
+def _check_device(text: str) -> str:
+    """The concrete device for ``--device``, or a one-line error naming the fix."""
+    import torch
+
+    from .runtime import resolve_device
+
+    try:
+        return str(resolve_device(text))
+    except RuntimeError:
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"--device {text}: CUDA is not available here (torch {torch.__version__}); "
+                f"run with --device cpu, or --device auto to use a GPU only when there is one"
+            ) from None
+        n = torch.cuda.device_count()
+        raise RuntimeError(
+            f"--device {text}: only {n} CUDA device(s) are visible; run with --device cuda:0"
+            + (f" to cuda:{n - 1}" if n > 1 else "")
+        ) from None
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _download_blocker(folder: Path, names: list[str], timeout: float = 5.0) -> str | None:
+    """Why the MNIST loader could not download ``names`` into ``folder``; ``None`` if it can
+    (the folder can be created and written, and a mirror answers for the first file)."""
+    import urllib.error
+    import urllib.request
+
+    from .data import MNIST_MIRRORS
+
+    base = _existing(folder)
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        return f"{base} is not a writable folder"
+    reasons = []
+    for mirror in MNIST_MIRRORS:
+        url = mirror.rstrip("/") + "/" + names[0] + ".gz"
+        try:
+            request = urllib.request.Request(url, method="HEAD")
+            with urllib.request.urlopen(request, timeout=timeout):
+                return None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reasons.append(f"{url}: {getattr(exc, 'reason', exc)}")
+    return "no mirror answers (" + "; ".join(reasons) + ")"
+
+
+def _check_mnist(reg: Registry, specs: list[NotebookSpec]) -> None:
+    """Notebooks loading MNIST need its four files in ``$KACNB_DATA_DIR`` (else
+    ``./data/mnist`` in the kernel's folder, the notebooks folder) or a way to download them."""
+    from .data import MNIST_FILES, data_root
+
+    needing = [spec.stem for spec in specs if spec.stem in NEEDS_MNIST]
+    if not needing:
+        return
+    folder = data_root()
+    if not folder.is_absolute():
+        folder = reg.notebooks_dir / folder  # the kernel runs in the notebooks folder
+    names = [name for pair in MNIST_FILES.values() for name in pair]
+    missing = [n for n in names if not (folder / n).exists() and not (folder / f"{n}.gz").exists()]
+    if not missing:
+        return
+    blocker = _download_blocker(folder, missing)
+    what = f"{', '.join(needing)} needs the MNIST files {', '.join(n + '(.gz)' for n in missing)}"
+    if blocker is None:
+        print(f"{PROG}: {what}: not in {folder}, they will be downloaded there", file=sys.stderr)
+        return
+    raise FileNotFoundError(
+        f"{what}; they are not in {folder} and cannot be downloaded ({blocker}): put the IDX "
+        f"files (gzipped or not) there, or set KACNB_DATA_DIR to a folder holding them"
+    )
+
+
+def _check_free_space(folders: dict[Path, str]) -> None:
+    """At least :data:`MIN_FREE_BYTES` free in every output folder (and the staging folder)."""
+    import tempfile
+
+    folders = {**folders, Path(tempfile.gettempdir()): "temporary folder (set TMPDIR)"}
+    for path, what in folders.items():
+        try:
+            free = shutil.disk_usage(_existing(path)).free
+        except OSError:
+            continue
+        if free < MIN_FREE_BYTES:
+            raise OSError(
+                f"only {free / 1e9:.2f} GB free in {path} ({what}); a run needs about "
+                f"{MIN_FREE_BYTES / 1e9:.0f} GB: free some space or write elsewhere"
+            )
+
+
 def _bar(specs, disable: bool):
     from tqdm import tqdm
 
@@ -361,7 +463,6 @@ def cmd_run(args, entries) -> int:
     from tqdm import tqdm
 
     from .runner import RESERVED_PARAMETERS, NotebookFailed, TimeLimitStopped, run_notebook
-    from .runtime import resolve_device
 
     started = time.time()
     deadline = started + args.time_limit if args.time_limit is not None else None
@@ -374,7 +475,7 @@ def cmd_run(args, entries) -> int:
     if not specs:
         return 0
     _check_parameters(reg, specs, extra)
-    device = str(resolve_device(args.device))
+    device = _check_device(args.device)
     plan = _destinations(args, reg, specs)
     figures_dirs = sorted({d.figures_dir for d in plan.values()})
     output_dirs = sorted(
@@ -384,6 +485,13 @@ def cmd_run(args, entries) -> int:
         _check_output_dir(path, "figures directory")
     for path in output_dirs:
         _check_output_dir(path, "output directory")
+    _check_free_space(
+        {
+            **{path: "output directory (--output-dir)" for path in output_dirs},
+            **{path: "figures directory (--figures-dir)" for path in figures_dirs},
+        }
+    )
+    _check_mnist(reg, specs)
     if args.log_output:
         logging.basicConfig(format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)

@@ -150,3 +150,124 @@ def test_run_outside_the_collection_says_so(tmp_path):
     assert proc.returncode == 2
     assert "this is not the notebook collection" in proc.stderr
     assert "holds none of its notebooks" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# what the selected notebooks need is checked before the first one runs
+
+
+@pytest.fixture
+def ran_stems(monkeypatch):
+    """Replace ``run_notebook`` by a stub recording the notebooks it was asked to run."""
+    stems: list[str] = []
+
+    def fake_run(spec, source, **kwargs):
+        stems.append(spec.stem)
+        return runner.RunResult(spec, Path(source).with_suffix(".ipynb"), None, {"wall_time_s": 0})
+
+    monkeypatch.setattr(runner, "run_notebook", fake_run)
+    return stems
+
+
+def test_cuda_without_cuda_is_a_one_line_error_naming_the_fix(nb_dir, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = ["run", "99", "--profile", "smoke", "--no-progress", "--notebooks-dir", nb_dir]
+    for device in ("cuda", "cuda:1"):
+        assert kacnb(*argv, "--device", device) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        assert err[0].startswith(f"kacnb: error: --device {device}: CUDA is not available here")
+        assert "run with --device cpu" in err[0]
+
+
+def _mnist_repo(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A notebooks folder holding 05_mnist.py (the fixture's text) and an empty data folder."""
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    for name in ("05_mnist.py", "99_fixture.py"):
+        shutil.copy(FIXTURES / "99_fixture.py", nb_dir / name)
+    data = tmp_path / "mnist"
+    data.mkdir()
+    monkeypatch.setenv("KACNB_DATA_DIR", str(data))
+    return nb_dir, data
+
+
+def _offline(monkeypatch) -> list[str]:
+    import urllib.error
+    import urllib.request
+
+    asked: list[str] = []
+
+    def no_network(request, timeout=None):
+        asked.append(request.full_url)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    return asked
+
+
+def test_mnist_missing_and_not_downloadable_fails_before_anything_runs(
+    tmp_path, capsys, monkeypatch, ran_stems
+):
+    nb_dir, data = _mnist_repo(tmp_path, monkeypatch)
+    asked = _offline(monkeypatch)
+    (data / "train-images-idx3-ubyte.gz").write_bytes(b"present")
+    assert kacnb("run", "99", "05", *SMOKE, "--notebooks-dir", nb_dir) == 2
+    assert ran_stems == []  # not even the notebook before it
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("kacnb: error: 05_mnist needs the MNIST files train-labels-idx1-ubyte")
+    assert "train-images" not in err[0]
+    assert f"not in {data} and cannot be downloaded (no mirror answers" in err[0]
+    assert "set KACNB_DATA_DIR to a folder holding them" in err[0]
+    assert asked and all(url.endswith("/train-labels-idx1-ubyte.gz") for url in asked)
+
+
+def test_mnist_present_or_downloadable_runs(tmp_path, capsys, monkeypatch, ran_stems):
+    from kacnb.data import MNIST_FILES
+
+    nb_dir, data = _mnist_repo(tmp_path, monkeypatch)
+    monkeypatch.setattr(cli, "_download_blocker", lambda folder, names: None)
+    assert kacnb("run", "05", *SMOKE, "--notebooks-dir", nb_dir) == 0
+    assert "not in " + str(data) + ", they will be downloaded there" in capsys.readouterr().err
+    assert ran_stems == ["05_mnist"]
+    for name in (n for pair in MNIST_FILES.values() for n in pair):
+        (data / name).write_bytes(b"present")
+    assert kacnb("run", "05", *SMOKE, "--notebooks-dir", nb_dir) == 0
+    assert "MNIST" not in capsys.readouterr().err
+    assert ran_stems == ["05_mnist", "05_mnist"]
+
+
+def test_notebooks_without_mnist_do_not_need_it(tmp_path, monkeypatch, ran_stems):
+    nb_dir, _ = _mnist_repo(tmp_path, monkeypatch)
+    asked = _offline(monkeypatch)
+    assert kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir) == 0
+    assert ran_stems == ["99_fixture"] and asked == []
+
+
+def test_mnist_download_needs_a_writable_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "ro" / "mnist"
+    (tmp_path / "ro").mkdir()
+    real = os.access
+    monkeypatch.setattr(
+        cli.os, "access", lambda p, mode: False if Path(p) == tmp_path / "ro" else real(p, mode)
+    )
+    assert cli._download_blocker(folder, ["x"]) == f"{tmp_path / 'ro'} is not a writable folder"
+
+
+def test_too_little_free_disk_fails_before_anything_runs(nb_dir, tmp_path, capsys, monkeypatch):
+    real = shutil.disk_usage
+    out = tmp_path / "out"
+
+    def usage(path):
+        total, used, free = real(path)
+        return type(real(path))(total, used, 300_000_000 if Path(path) == tmp_path else free)
+
+    monkeypatch.setattr(cli.shutil, "disk_usage", usage)
+    assert kacnb("run", "99", *SMOKE, "--notebooks-dir", nb_dir, "--output-dir", out / "nb") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"kacnb: error: only 0.30 GB free in {out / 'nb'} (output directory")
+    assert "a run needs about 1 GB: free some space or write elsewhere" in err[0]

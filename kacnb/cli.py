@@ -600,5 +600,9 @@ def main(argv: Sequence[str] | None = None, *, entries: Iterable[NotebookSpec] =
         _err(f"{exc.strerror or exc}{where}")
         return 2
     except KeyboardInterrupt:
+        # The kernel shares the terminal's process group and may die from the same Ctrl-C;
+        # nbclient's background tasks then fail with DeadKernelError, which asyncio would log
+        # as a traceback at exit. The interruption is the message, so keep asyncio quiet.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print(f"{PROG}: interrupted (nothing published)", file=sys.stderr)
         return 130

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kacnb.kac import Kac, MeanRevertingKac
-from kacnb.paths import DiffusionPath, KacPath, MeanRevertingKacPath
+from kacnb.paths import DiffusionPath, KacPath, MeanRevertingKacPath, RectifiedFlowPath
 
 F64 = torch.float64
 
@@ -21,6 +21,7 @@ ALL_PATHS = [
     KacPath(Kac(25.0, 5.0), T=1.0),
     MeanRevertingKacPath(Kac(25.0, 5.0), T=2.0),
     DiffusionPath(sigma=1.0, T=1.0, eps=1e-2),
+    RectifiedFlowPath(T=1.0),
 ]
 
 
@@ -194,3 +195,25 @@ def test_non_numeric_parameters_are_refused():
             Kac(bad, 1.0)
         with pytest.raises(ValueError, match="must be a finite number > 0"):
             KacPath(Kac(1.0, 1.0), T=bad)
+
+
+def test_rectified_flow_target_is_the_pathwise_derivative_from_the_noise():
+    path = RectifiedFlowPath(T=2.0, sigma=1.5)
+    x0 = torch.randn(300, 2, dtype=F64, generator=gen(20))
+    t = torch.rand(300, dtype=F64, generator=gen(21)) * 1.8 + 0.1
+    h = 1e-6
+    xa, _ = path.draw(t - h, x0, generator=gen(22))
+    xb, _ = path.draw(t + h, x0, generator=gen(22))
+    xt, target = path.draw(t, x0, generator=gen(22))
+    torch.testing.assert_close((xb - xa) / (2 * h), target, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(path.conditional_velocity(t, xt, x0), target)
+    # the latent is sigma Z whatever the data: variance sigma^2 per coordinate
+    lat = path.latent(torch.full((40_000, 2), 7.0, dtype=F64), generator=gen(23))
+    assert float(lat.var()) == pytest.approx(1.5**2, rel=0.03)
+    assert abs(float(lat.mean())) < 0.05
+    # float32: the target comes from the drawn noise, not from a round trip through x_t
+    x0f = (10.0 * torch.randn(1000, 2, generator=gen(24))).float()
+    tf = torch.full((1000,), 1e-4)
+    _, tgt = path.draw(tf, x0f, generator=gen(25))
+    z = torch.randn(x0f.shape, generator=gen(25))
+    torch.testing.assert_close(tgt, (1.5 * z - x0f) / 2.0, rtol=0, atol=0)

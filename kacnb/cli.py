@@ -413,7 +413,7 @@ def _download_blocker(folder: Path, names: list[str], timeout: float = 5.0) -> s
 def _check_mnist(reg: Registry, specs: list[NotebookSpec]) -> None:
     """Notebooks loading MNIST need its four files in ``$KACNB_DATA_DIR`` (else
     ``./data/mnist`` in the kernel's folder, the notebooks folder) or a way to download them."""
-    from .data import MNIST_FILES, data_root
+    from .data import data_root, missing_mnist_files
 
     needing = [spec.stem for spec in specs if spec.stem in NEEDS_MNIST]
     if not needing:
@@ -421,8 +421,7 @@ def _check_mnist(reg: Registry, specs: list[NotebookSpec]) -> None:
     folder = data_root()
     if not folder.is_absolute():
         folder = reg.notebooks_dir / folder  # the kernel runs in the notebooks folder
-    names = [name for pair in MNIST_FILES.values() for name in pair]
-    missing = [n for n in names if not (folder / n).exists() and not (folder / f"{n}.gz").exists()]
+    missing = missing_mnist_files(folder)
     if not missing:
         return
     blocker = _download_blocker(folder, missing)

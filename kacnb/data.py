@@ -23,7 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DataError", "mnist", "data_root", "MNIST_FILES", "MNIST_SHA256", "MNIST_MIRRORS"]
+__all__ = [
+    "DataError",
+    "mnist",
+    "data_root",
+    "missing_mnist_files",
+    "MNIST_FILES",
+    "MNIST_SHA256",
+    "MNIST_MIRRORS",
+]
 
 #: split -> (images file, labels file), without the ``.gz`` suffix.
 MNIST_FILES = {
@@ -122,6 +130,12 @@ def _locate(name: str, root: Path) -> Path | None:
         if candidate.exists():
             return candidate
     return None
+
+
+def missing_mnist_files(root: str | os.PathLike) -> list[str]:
+    """The MNIST file names (of :data:`MNIST_FILES`) found in ``root`` neither raw nor gzipped."""
+    names = [name for pair in MNIST_FILES.values() for name in pair]
+    return [name for name in names if _locate(name, Path(root)) is None]
 
 
 def mnist(

@@ -255,22 +255,17 @@ n_check = 20_000
 check_gen = torch.Generator().manual_seed(seed)
 print(f"{'model':15s} {'t':>7s} {'exp(-at)':>9s} {'on atoms':>9s} {'+-3 se':>7s} {'via x-x0':>9s}")
 for spec in MODELS[:3]:
-    a, c = spec.path.kac.a, spec.path.kac.c
-    for t_small in (0.1 / a, 1.0 / a):
-        t_vec = torch.full((n_check,), t_small)
-        x0_mix = gmm.sample(n_check, generator=check_gen)
-        _, target = spec.path.draw(t_vec, x0_mix, generator=check_gen)
-        x0_big = 10.0 * torch.randn(n_check, 2, generator=check_gen)
-        xt_big, target_big = spec.path.draw(t_vec, x0_big, generator=check_gen)
-        via_diff = spec.path.conditional_velocity(t_vec, xt_big, x0_big)
-        p = math.exp(-a * t_small)
-        on_atoms = float(((target.abs() - c).abs() <= 1e-5 * c).double().mean())
-        big_atoms = float(((target_big.abs() - c).abs() <= 1e-5 * c).double().mean())
-        lost = float(((via_diff.abs() - c).abs() <= 1e-5 * c).double().mean())
-        se3 = 3 * math.sqrt(p * (1 - p) / (2 * n_check))
+    for t_small in (0.1 / spec.path.kac.a, 1.0 / spec.path.kac.a):
+        mix = gmm2d.atom_shares(
+            spec.path, t_small, gmm.sample(n_check, generator=check_gen), check_gen
+        )
+        big = gmm2d.atom_shares(
+            spec.path, t_small, 10.0 * torch.randn(n_check, 2, generator=check_gen), check_gen
+        )
         print(
-            f"{spec.label:15s} {t_small:7.2g} {p:9.4f} {on_atoms:9.4f} {se3:7.4f} {lost:9.4f}"
-            f"   (data ~10: {big_atoms:.4f} on atoms)"
+            f"{spec.label:15s} {t_small:7.2g} {mix['expected']:9.4f} {mix['on_atoms']:9.4f} "
+            f"{3 * mix['se']:7.4f} {big['via_difference']:9.4f}"
+            f"   (data ~10: {big['on_atoms']:.4f} on atoms)"
         )
 
 # %% [markdown]

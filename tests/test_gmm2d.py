@@ -243,3 +243,17 @@ def test_truncation_failure_counts_as_the_explosion():
     trunc[1].update(nfe=100, status="step-size collapse")
     table = gmm2d.claims(rows, ["k1", "k2"], "d", diffusion_floor=0.04, truncation=trunc)
     assert table[-1]["verdict"] == "reproduced" and "failed at eps = 1e-05" in table[-1]["measured"]
+
+
+def test_atom_shares_of_the_training_targets():
+    # exp(-a t) of the float32 targets sit on the atoms; evaluated through x_t - x0 with data
+    # of size ~10 (several binades) far fewer do (PAPER.md section 4)
+    from kacnb.kac import Kac
+    from kacnb.paths import MeanRevertingKacPath
+
+    g = gen(30)
+    for path in (gmm2d.paper_models()[0].path, MeanRevertingKacPath(Kac(25.0, 5.0))):
+        r = gmm2d.atom_shares(path, 1e-3, 10.0 * torch.randn(20_000, 2, generator=g), g)
+        assert r["expected"] == pytest.approx(math.exp(-0.025))
+        assert abs(r["on_atoms"] - r["expected"]) < 5 * r["se"]
+        assert r["via_difference"] < r["expected"] - 50 * r["se"]

@@ -1,4 +1,5 @@
-"""Command line: ``kacnb list``, ``kacnb run``, ``kacnb golden`` (also ``python -m kacnb``)."""
+"""Command line: ``kacnb list``, ``kacnb run``, ``kacnb golden``, ``kacnb drift`` (also
+``python -m kacnb``)."""
 
 from __future__ import annotations
 
@@ -220,6 +221,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_gold.add_argument("--no-progress", action="store_true", help="no progress bars")
     p_gold.set_defaults(func=cmd_golden)
+
+    p_drift = sub.add_parser(
+        "drift",
+        help="compare a fresh run with the committed outputs; exit 1 on drift",
+        description=(
+            "Compare a fresh run (FRESH/notebooks/*.ipynb and FRESH/figures/, as written by "
+            "'kacnb run ... --output-dir FRESH/notebooks --figures-dir FRESH/figures') with "
+            "the committed outputs, for the notebooks present in the fresh run: verdicts and "
+            "metrics of figures/runs/<stem>.metrics.json within per-key relative tolerances, "
+            "PNG figures by RMS pixel difference, code cell outputs (for review). Writes "
+            "OUT/index.html and OUT/summary.json. Exit status 0: no drift; 1: a flipped "
+            "verdict, a metric outside its tolerance or a changed figure; 2: bad usage."
+        ),
+    )
+    p_drift.add_argument("fresh", type=Path, metavar="FRESH", help="folder of the fresh run")
+    p_drift.add_argument(
+        "--committed",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder holding the committed notebooks/ and figures/ (default: the collection's "
+        "root, as in the working tree)",
+    )
+    p_drift.add_argument(
+        "--output",
+        type=Path,
+        default=Path("drift"),
+        metavar="OUT",
+        help="report folder (default: drift/); its index.html, summary.json and images/ "
+        "are replaced",
+    )
+    p_drift.set_defaults(func=cmd_drift)
     return parser
 
 
@@ -576,6 +609,39 @@ def cmd_golden(args, entries) -> int:
         tqdm.write(f"{spec.stem}: golden written to {path}", file=sys.stderr)
     bar.close()
     return 0
+
+
+def cmd_drift(args, entries) -> int:
+    from .drift import compute_drift, fresh_notebooks, write_report
+
+    fresh = args.fresh
+    if not fresh.is_dir():
+        raise NotADirectoryError(f"fresh run {fresh} is not a folder")
+    if not fresh_notebooks(fresh):
+        raise FileNotFoundError(
+            f"no run in {fresh}: expected notebooks/<stem>.ipynb or figures/runs/<stem>.json "
+            f"there (kacnb run ... --output-dir {fresh}/notebooks --figures-dir {fresh}/figures)"
+        )
+    committed = args.committed if args.committed is not None else Registry(entries).root
+    for sub in ("notebooks", "figures"):
+        if not (committed / sub).is_dir():
+            raise NotADirectoryError(
+                f"committed outputs {committed} have no {sub}/ folder; pass --committed DIR, "
+                f"the folder holding notebooks/ and figures/"
+            )
+    out = args.output
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"report folder {out} is a file")
+    _check_output_dir(out, "report folder")
+    shutil.rmtree(out / "images", ignore_errors=True)
+    for name in ("index.html", "summary.json"):
+        (out / name).unlink(missing_ok=True)
+    report = compute_drift(fresh, committed / "notebooks", committed / "figures", out)
+    path = write_report(report, out)
+    for line in report.summary_lines():
+        print(line)
+    print(f"report: {path}")
+    return 1 if report.drift else 0
 
 
 def main(argv: Sequence[str] | None = None, *, entries: Iterable[NotebookSpec] = NOTEBOOKS) -> int:

@@ -1,4 +1,4 @@
-"""MNIST in its standard IDX format, verified by checksum (PAPER.md section 5).
+"""MNIST in its standard IDX format, verified by checksum (paper Section 7; docs/paper-notes.md).
 
 ``mnist(split, root)`` looks for the four standard files (gzipped or not) in ``root``, else
 in ``$KACNB_DATA_DIR``, else in ``./data/mnist``. The SHA-256 of the *decompressed* content

@@ -1,4 +1,4 @@
-"""Left- and right-moving parts of the Kac process (Remark 3, [32-33]; PAPER.md section 2).
+"""Left- and right-moving parts of the Kac process (paper Section 4, Remark 3, [32-33]).
 
 Two splittings of the law of ``K(t)`` by direction:
 

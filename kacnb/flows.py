@@ -1,9 +1,9 @@
-"""Flows of measures and the size of their velocity fields (PAPER.md section 1).
+"""Flows of measures and the size of their velocity fields (paper Section 3).
 
 A flow ``mu_t`` with velocity ``v_t`` solves the continuity equation
 ``d/dt mu_t + div(mu_t v_t) = 0`` [2]; learning it is well posed when
 ``||v_t||^2_{L2(mu_t)} = E_{X ~ mu_t} |v_t(X)|^2`` is integrable in ``t`` [3]. This module
-implements the flows of the table in PAPER.md section 1 with their velocities and this norm:
+implements the flows of the table of the paper's Section 3 with their velocities and this norm:
 
 * :class:`CouplingFlow` (rectified flow towards ``delta_0``): norm ``d`` [6-7];
 * :class:`DiffusionFlow` (heat flow from ``delta_0``): norm ``d sigma^2 / (4 t)`` [8-12];
@@ -208,7 +208,7 @@ class CouplingFlow:
         return -x / (1.0 - t)
 
     def velocity_norm_sq(self, t: float) -> float:
-        """``||v_t||^2_{L2(mu_t)} = d`` for ``t in [0, 1)`` (PAPER.md section 1 table)."""
+        """``||v_t||^2_{L2(mu_t)} = d`` for ``t in [0, 1)`` (paper Section 3)."""
         _time_in(t, "t", 0.0, 1.0, False, True)
         return float(self.dim)
 
@@ -375,7 +375,7 @@ def boltzmann_1d(
     From ``d/dt log p_t = -(g - E_{p_t}[g])`` with ``g = d/dt f_t = f1 - f0`` and the
     continuity equation, the flux ``J = p_t v_t`` in 1D is
 
-        J(x) = integral_{-inf}^{x} p_t(y) (g(y) - E_{p_t}[g]) dy    (PAPER.md section 1),
+        J(x) = integral_{-inf}^{x} p_t(y) (g(y) - E_{p_t}[g]) dy    (paper Section 3),
 
     computed by a cumulative trapezoid rule on the uniform grid. Because the total of the
     integrand is 0, ``J`` is accumulated from the left below the median of ``p_t`` and from

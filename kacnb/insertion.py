@@ -1,4 +1,4 @@
-"""Kac's insertion in d dimensions (Thm 6 [56-61], Remark 7, Lemma 8 [62-64]; PAPER.md section 3).
+"""Kac's insertion in d dimensions (Thm 6 [56-61], Remark 7, Lemma 8 [62-64]; paper Sections 5-6).
 
 If ``w(s, x)`` solves the undamped wave equation ``w_ss = c^2 Lap w`` with ``w(0) = f0``,
 ``w_s(0) = 0`` (extended evenly in ``s``), then

@@ -1,4 +1,4 @@
-"""The Kac process: law, velocity and exact samplers (PAPER.md sections 2-4).
+"""The Kac process: law, velocity and exact samplers (paper Sections 4-6).
 
 A particle starts at 0, moves with speed ``c`` and reverses direction at the jumps of a
 Poisson process of rate ``a``; its position is ``K(t)`` [25-26]. The law of ``K(t)`` is
@@ -181,7 +181,7 @@ def kac_sample(
 ) -> torch.Tensor:
     """Exact draw of ``K(t)`` with ``dim`` i.i.d. components: shape ``t.shape + (dim,)``.
 
-    Poisson-Beta construction (PAPER.md section 2): ``N ~ Poisson(a t)`` switches; given
+    Poisson-Beta construction (docs/paper-notes.md): ``N ~ Poisson(a t)`` switches; given
     ``N = n >= 1`` the share of time spent in the initial direction is
     ``Y ~ Beta(floor(n/2) + 1, ceil(n/2))`` and ``K = B c t (2Y - 1)`` with a fair sign ``B``.
     ``2Y - 1`` is formed as ``(G1 - G2)/(G1 + G2)`` from two gamma variables, which keeps
@@ -258,7 +258,7 @@ def _exponential(shape, rate, dtype, device, generator):
 
 # ---------------------------------------------------------------------------- public class
 class Kac:
-    """The Kac process with switching rate ``a`` and speed ``c`` (PAPER.md section 2).
+    """The Kac process with switching rate ``a`` and speed ``c`` (paper Section 4).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The standard latent's error (paper Section 7, text before 7.1; PAPER.md section 4).
+"""The standard latent's error (paper Section 7, text before 7.1).
 
 With the standard Kac path ``X_t = X_0 + K(t)`` [66] the law at the horizon,
 ``law(X_0 + K(T))``, depends on the data: starting generation from the data-free ``K(T)``

@@ -1,4 +1,4 @@
-"""Sample-quality metrics for the 2D Gaussian-mixture experiment (PAPER.md section 5)."""
+"""Sample-quality metrics for the 2D Gaussian-mixture experiment (paper Section 7)."""
 
 from __future__ import annotations
 

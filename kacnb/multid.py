@@ -1,4 +1,4 @@
-"""Several dimensions: the componentwise Kac process and product densities (PAPER.md section 3).
+"""Several dimensions: the componentwise Kac process and product densities (paper Sections 5-6).
 
 The d-dimensional process of the paper is ``X_t = X_0 + K(t)`` with ``K = (K^1, ..., K^d)``
 made of i.i.d. 1D Kac processes [66]. When ``X_0`` has independent components with 1D
@@ -400,7 +400,7 @@ def telegraph_heat_l2(
 def gaussian_telegraph_heat_l2_leading(t, a: float, c: float, s0: float, dim: int) -> torch.Tensor:
     """Leading-order (in ``1/(a t)``) L2 distance of Thm 12 for ``X_0 ~ N(0, s0^2 I_d)``.
 
-    Our derivation (not restated in PAPER.md): the characteristic function of ``K(t)`` is
+    Our derivation (not in the paper): the characteristic function of ``K(t)`` is
     ``exp(-a t) (cosh(w t) + (a/w) sinh(w t))``, ``w = sqrt(a^2 - c^2 k^2)``; expanding for
     small ``c k / a`` (and dropping the ``exp(-2 a t)`` mode) gives, with
     ``sigma^2 = c^2/a`` and the heat factor ``h^(k) = exp(-(s0^2 + sigma^2 t) k^2 / 2)``,
@@ -454,7 +454,7 @@ def loglog_slope(t, y) -> float:
 def thm12_slides_exponent(dim: int) -> float:
     """Exponent ``-(1/2 + (d - 1)/4)`` of the Thm 12 rate as read from the talk slides.
 
-    PAPER.md: the paper's text lost the rate; the slides give, as far as their text can be
+    The text of arXiv:2506.20641v1 lost the rate; the slides give, as far as their text can be
     read, ``||p_t - q_t||_{L2(R^d)} = O(t^-(1/2 + (d-1)/4))`` (with a remainder of order
     ``t^-(1/2 + d/4)``), ``p_t`` the density of ``X_t``, ``q_t`` that of
     ``X_0 + sigma W(t)``. An upper bound: a measured log-log slope at least this steep

@@ -1,4 +1,4 @@
-"""Probability paths for conditional flow matching, behind one small interface (PAPER.md section 4).
+"""Probability paths for conditional flow matching, behind one small interface (paper Sections 6-7).
 
 A path says how a data point ``x0`` is carried to noise on ``[t_min, T]``:
 
@@ -17,7 +17,7 @@ Paths: :class:`KacPath` ``X_t = X_0 + K(t)`` [66] with target ``v(t, K(t))`` (Th
 ``X_t = X_0 + sigma W(t)`` with target ``sigma Z / (2 sqrt t)`` on ``[eps, T]``.
 
 **Training targets come from the sampled noise.** ``sample`` evaluates the target on the
-noise it drew (``K(t)``, ``Z``), never on ``x_t - x0`` (PAPER.md section 4). In float32 the
+noise it drew (``K(t)``, ``Z``), never on ``x_t - x0`` (docs/paper-notes.md). In float32 the
 round trip ``(x0 + k) - x0`` moves an atom ``|k| = c t`` (probability ``exp(-a t)``) inside
 the light cone, where the interior formula of [41] gives about ``c t/(t + 2/a)`` instead of
 ``c``; for data of size ~10 at ``t = 1e-3`` that corrupted about a fifth of the targets.
@@ -119,7 +119,7 @@ class KacPath(_Path):
     """Standard Kac path ``X_t = X_0 + K(t)`` on ``[0, T]`` [66], target ``v(t, x - x0)`` [93].
 
     The latent ``x_T = x0 + K(T)`` depends on the data (the 2D experiment draws ``x0`` from
-    the mixture at inference, PAPER.md section 5).
+    the mixture at inference, paper Section 7).
     """
 
     def __init__(self, kac: Kac, T: float = 1.0):
@@ -170,7 +170,7 @@ class MeanRevertingKacPath(KacPath):
 
 
 class DiffusionPath(_Path):
-    """Diffusion (heat-flow) path ``X_t = X_0 + sigma W(t)`` on ``[eps, T]`` (PAPER.md section 4).
+    """Diffusion (heat-flow) path ``X_t = X_0 + sigma W(t)`` on ``[eps, T]`` (paper Section 7).
 
     The conditional velocity ``(x - x0)/(2t)`` explodes as ``t -> 0``, so training and
     generation are truncated at ``t_min = eps > 0``.

@@ -1,4 +1,4 @@
-"""Generation: integrate a learned velocity field backwards in time (PAPER.md section 4).
+"""Generation: integrate a learned velocity field backwards in time (paper Sections 6-7).
 
 One thin wrapper around ``torchdiffeq.odeint`` on a decreasing time grid from ``T`` to
 ``t_min`` (0 for Kac paths, the truncation ``eps`` for diffusion), counting function

@@ -1,4 +1,4 @@
-"""The 1D telegrapher's equation and the laws it describes (PAPER.md section 2).
+"""The 1D telegrapher's equation and the laws it describes (paper Section 4).
 
 The telegrapher's (damped wave) equation [20-22]
 

@@ -1,4 +1,4 @@
-"""The diffusion baseline's truncation, measured with the exact velocity field (PAPER.md 4-5).
+"""The diffusion baseline's truncation, measured with the exact velocity field (paper Section 7).
 
 For the Gaussian mixture ``mu_0 = sum_k w_k N(m_k, s^2 I)`` and the heat path
 ``X_t = X_0 + sigma W(t)``, the marginal law is the mixture with variances

@@ -57,6 +57,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from .liveprogress import ProgressEcho
 from .registry import NotebookSpec
 
 __all__ = [
@@ -645,6 +646,9 @@ def _execute(
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     log = output.with_name(output.name + ".log")
+    # the notebook's own progress bars (training, sampling) live on a status line unless the
+    # cells' whole output is echoed anyway (--log-output) or progress is off
+    echo = ProgressEcho() if progress_bar and not log_output else None
     try:
         return papermill.execute_notebook(
             copy.deepcopy(src_nb),
@@ -657,6 +661,7 @@ def _execute(
             log_output=log_output,
             execution_timeout=timeout,
             kernel_manager_class=_quiet_kernel_manager(log),
+            stderr_file=echo,
         )
     except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as exc:
         partial = output if output.exists() else None
@@ -665,6 +670,9 @@ def _execute(
             failure.evalue += _log_tail(log)
             failure.args = (failure.message(),)
         raise failure from exc
+    finally:
+        if echo is not None:
+            echo.close()
 
 
 def _log_tail(log: Path, lines: int = 8) -> str:

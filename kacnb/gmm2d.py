@@ -1,6 +1,6 @@
 """Experiment logic of notebook 04: Kac flow matching on the 2D Gaussian mixture.
 
-PAPER.md section 5 (Figures 4-5): the target is the mixture of 9 equal isotropic Gaussians
+paper Section 7.1 (Figures 4-5): the target is the mixture of 9 equal isotropic Gaussians
 on ``{-1, 0, 1}^2`` with standard deviation ``1e-4`` (:func:`kacnb.metrics.grid_mixture`).
 Four velocity models ``v_theta(t, x)`` (:class:`kacnb.models.MLP`) are trained with the CFM
 loss [97] (:func:`kacnb.train.train`) on the standard Kac paths ``X_t = X_0 + K(t)`` [66] with
@@ -143,7 +143,7 @@ def generate(
     """Generate one sample per start ``x0`` (B, d).
 
     The latent is ``x_T = path.latent(x0)`` (``x0 + K(T)`` for Kac, ``x0 + W(T)`` for
-    diffusion; PAPER.md section 5); ``dx/dt = v_theta(t, x)`` is integrated from ``T`` down to
+    diffusion; paper Section 7.1); ``dx/dt = v_theta(t, x)`` is integrated from ``T`` down to
     ``path.t_min`` (0, or ``eps`` for diffusion). Returns the :class:`SampleResult` with the
     number of network evaluations ``nfe``.
     """
@@ -174,7 +174,7 @@ def nll_validator(
     """``validate(model, generator)`` for :func:`kacnb.train.train`: NLL of ``n`` samples.
 
     Draws ``n`` mixture starts, generates with dopri5 and returns
-    ``-(1/n) sum log p_GMM(x_gen)`` (PAPER.md section 5). Diverged samples (a non-finite
+    ``-(1/n) sum log p_GMM(x_gen)`` (paper Section 7.1). Diverged samples (a non-finite
     value, or the solver's step-size underflow on a NaN velocity) give ``+inf``, so they
     never become the best value.
     """
@@ -248,7 +248,7 @@ def from_bundle(specs: Sequence[ModelSpec], entries: dict, info: dict) -> dict[s
 
 
 def atom_shares(path, t: float, x0: torch.Tensor, generator=None) -> dict[str, float]:
-    """The training targets of a Kac path at time ``t`` on the atoms (PAPER.md section 4).
+    """The training targets of a Kac path at time ``t`` on the atoms (paper Section 6, eq. [93]).
 
     Draws ``path.draw`` for the starts ``x0`` (B, d) at ``t`` and returns the share of target
     components whose speed (without the mean-reversion drift ``f'(t) x0``) is ``c`` within

@@ -1,7 +1,17 @@
 # %% [markdown]
 # # 04 · Kac flow matching on a 2D Gaussian mixture (paper Figures 4-5)
 #
-# The paper's toy experiment (PAPER.md section 5): learn to generate nine "Dirac-like" modes,
+# > **Reading the references.** This notebook follows R. Duong, J. Chemseddine, P. K. Friz,
+# > G. Steidl, *Telegrapher's Generative Model via Kac Flows*,
+# > [arXiv:2506.20641v1](https://arxiv.org/abs/2506.20641v1). A number in square brackets,
+# > such as [41], is an **equation number of that paper**; Thm, Prop, Cor, Lemma and App.
+# > refer to its statements and appendix, and "Section 7" (capitalised) to its sections,
+# > while "section N" in lower case means a section of this notebook. The formulas and
+# > settings used here are collected in [docs/paper-notes.md](../docs/paper-notes.md).
+# > The parameters cell below holds the settings you may change (here, or with
+# > `kacnb run 04 -p NAME=VALUE`).
+#
+# The paper's toy experiment (Section 7.1): learn to generate nine "Dirac-like" modes,
 #
 # $$\mu_0 = \tfrac19 \sum_{k=1}^{9} N(m_k, s^2 I_2), \qquad m_k \in \{-1, 0, 1\}^2,
 #   \qquad s = 10^{-4}.$$
@@ -21,7 +31,7 @@
 # to $0$ with the adaptive dopri5 solver, counting network evaluations (NFE).
 #
 # **Diffusion baseline.** $X_t = X_0 + W(t)$ with target $(x - x_0)/(2t)$, whose size
-# $\sim t^{-1/2}$ explodes at $t = 0$ (PAPER.md section 1), so it is trained on
+# $\sim t^{-1/2}$ explodes at $t = 0$ (Section 3), so it is trained on
 # $[\varepsilon, T]$ and integrated from $T$ down to $\varepsilon$.
 #
 # **Why this target is hard.** Near the mode $m_k$,

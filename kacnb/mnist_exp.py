@@ -1,4 +1,5 @@
-"""The MNIST experiment of PAPER.md section 5 (notebook 05): models, training, sampling, scores.
+"""The MNIST experiment of the paper (arXiv:2506.20641v1, Section 7 and App. A.2; notebook 05):
+models, training, sampling, scores.
 
 Generation uses the mean-reverting Kac path ``X_t = f(t) X_0 + K(t)``, ``f(t) = 1 - t/T``
 (Remark 17, [98-99]) for the five pairs ``(a, c)`` of :data:`PAIRS` (all with ``c^2/a = 1``)
@@ -9,6 +10,11 @@ backwards from ``T`` to 0 (:func:`generate`; :func:`euler_steps` gives both hori
 same step size ``T/N``). The paper shows the samples only as pictures;
 :func:`evaluate` adds numbers: the Frechet distance in the feature space of a small MNIST
 classifier and the distribution of the predicted labels (:func:`label_stats`).
+
+For runs in time-limited chunks (``kacnb run --time-limit``), training resumes from its
+checkpoints, and :func:`generate_cached` keeps each model's samples on disk and stops with
+:class:`~kacnb.train.TimeLimitReached` between models once the deadline has passed
+(:func:`stop_at_deadline`), so the same command again continues with the next model.
 """
 
 from __future__ import annotations
@@ -27,7 +33,15 @@ from .metrics import frechet_distance
 from .models import UNet
 from .paths import MeanRevertingKacPath
 from .sampling import integrate
-from .train import TrainConfig, TrainResult, checkpoint_dir, checkpoint_file, train
+from .train import (
+    TimeLimitReached,
+    TrainConfig,
+    TrainResult,
+    checkpoint_dir,
+    checkpoint_file,
+    deadline_from_env,
+    train,
+)
 
 __all__ = [
     "PAIRS",
@@ -43,6 +57,9 @@ __all__ = [
     "classifier_or_train",
     "Generated",
     "generate",
+    "generate_cached",
+    "stop_at_deadline",
+    "AMP_DTYPES",
     "label_stats",
     "evaluate",
     "tile_images",
@@ -146,6 +163,8 @@ class Trained:
 
 #: Keys of the training settings read by :func:`train_model`.
 TRAIN_KEYS = ("base", "levels", "blocks", "steps", "batch", "lr", "ema", "grad_clip")
+#: Values of the optional setting ``amp`` (autocast dtype of training and sampling).
+AMP_DTYPES = {None: None, "bf16": torch.bfloat16}
 
 
 def train_model(
@@ -160,17 +179,25 @@ def train_model(
     """Train a :class:`~kacnb.models.UNet` on ``spec``'s path with the CFM loss [97].
 
     ``settings``: ``base``, ``levels``, ``blocks`` (U-Net), ``steps``, ``batch``, ``lr``
-    (Adam), ``ema`` (EMA decay), ``grad_clip``. With ``directory`` the run is checkpointed
-    there (every ``min(steps, 500)`` steps and at the end) and a finished or interrupted
-    run with the same settings and seed is resumed instead of started again.
+    (Adam), ``ema`` (EMA decay), ``grad_clip``; optional speed settings for a GPU: ``amp``
+    (``"bf16"``: autocast, see :data:`AMP_DTYPES`), ``channels_last`` and ``compile``
+    (``True`` or a ``torch.compile`` mode) as in :class:`~kacnb.train.TrainConfig`. With
+    ``directory`` the run is checkpointed there (every ``min(steps, 500)`` steps and at the
+    end) and a finished or interrupted run with the same settings and seed is resumed instead
+    of started again. ``amp`` is part of the checkpoint name when set (it changes the
+    arithmetic); ``channels_last`` and ``compile`` are not (they change only the speed).
     """
     s = {k: settings[k] for k in TRAIN_KEYS}
+    amp = settings.get("amp")
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {list(AMP_DTYPES)}, got {amp!r}")
     torch.manual_seed(seed)  # the initial weights
     model = UNet(channels=IMAGE_SHAPE[0], base=s["base"], levels=s["levels"], blocks=s["blocks"])
     ckpt = None
     resumed = 0
     if directory is not None:
-        ckpt = checkpoint_file(directory, spec.key, {**s, "seed": seed})
+        named = {**s, "seed": seed, **({"amp": amp} if amp is not None else {})}
+        ckpt = checkpoint_file(directory, spec.key, named)
         if ckpt.exists():
             resumed = int(torch.load(ckpt, map_location="cpu", weights_only=True)["step"])
     config = TrainConfig(
@@ -182,6 +209,9 @@ def train_model(
         checkpoint_every=min(s["steps"], 500) if ckpt is not None else None,
         checkpoint_path=ckpt,
         seed=seed,
+        amp_dtype=AMP_DTYPES[amp],
+        compile=settings.get("compile", False),
+        channels_last=bool(settings.get("channels_last", False)),
         progress=progress,
         desc=spec.key,
     )
@@ -246,6 +276,7 @@ def generate(
     n_saved: int = 2,
     keep_trajectory: int = 0,
     chunk: int = 500,
+    amp: str | None = None,
 ) -> Generated:
     """Draw ``n`` latents ``K(T)`` (independent of the data [98-99]) on the generator's device
     and integrate ``dx/dt = model(t, x)`` from ``T`` to 0 with ``steps`` explicit Euler steps.
@@ -253,15 +284,26 @@ def generate(
     ``n_saved`` equally spaced times are stored for the first ``keep_trajectory`` samples
     (choose ``steps`` a multiple of ``n_saved - 1`` so the stored times are Euler nodes).
     Sampling runs in chunks of ``chunk`` images; ``nfe`` counts network calls per chunk.
+    ``amp="bf16"`` evaluates the network under bf16 autocast (the Euler state stays in
+    float32).
     """
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {list(AMP_DTYPES)}, got {amp!r}")
     device = generator.device
     path = spec.path()
+    velocity = model
+    if amp is not None:
+
+        def velocity(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device_type=x.device.type, dtype=AMP_DTYPES[amp]):
+                return model(t, x).to(x.dtype)
+
     zeros = torch.zeros((n, *IMAGE_SHAPE), device=device)
     latent = path.latent(zeros, generator)
     xs, trajs, nfe, times = [], [], 0, None
     for start in range(0, n, chunk):
         out = integrate(
-            model,
+            velocity,
             latent[start : start + chunk],
             spec.T,
             0.0,
@@ -276,6 +318,73 @@ def generate(
             trajs.append(out.trajectory[:, : keep_trajectory - start].cpu())
     traj = torch.cat(trajs, dim=1) if trajs else None
     return Generated(torch.cat(xs), latent.cpu(), times, traj, nfe)
+
+
+def stop_at_deadline(what: str) -> None:
+    """Raise :class:`~kacnb.train.TimeLimitReached` when the deadline of ``kacnb run
+    --time-limit`` (:data:`kacnb.train.DEADLINE_ENV`) has passed; ``what`` names the work
+    that was not started (the runner then stops with exit status 3)."""
+    deadline = deadline_from_env()
+    if deadline is not None and time.time() >= deadline:
+        raise TimeLimitReached(
+            f"time limit reached before {what}; finished work is saved, the same call again "
+            f"continues"
+        )
+
+
+def generate_cached(
+    model: torch.nn.Module,
+    spec: MnistModel,
+    n: int,
+    steps: int,
+    generator: torch.Generator,
+    directory: str | Path | None,
+    settings: dict,
+    n_saved: int = 2,
+    keep_trajectory: int = 0,
+    amp: str | None = None,
+) -> Generated:
+    """:func:`generate`, its result kept in ``directory`` (``None``: not kept).
+
+    The file name hashes ``spec``, ``n``, ``steps``, ``n_saved``, ``keep_trajectory``,
+    ``amp``, the generator's initial seed and ``settings`` (those of the trained model), so
+    a changed model or sampler never reuses stale samples. Before sampling anything it calls
+    :func:`stop_at_deadline`; a cached result is returned whatever the deadline.
+    """
+    ckpt = None
+    if directory is not None:
+        named = {
+            **settings,
+            "n": n,
+            "steps": steps,
+            "n_saved": n_saved,
+            "keep_trajectory": keep_trajectory,
+            "amp": amp,
+            "generator_seed": generator.initial_seed(),
+        }
+        ckpt = checkpoint_file(directory, f"samples-{spec.key}", named)
+        if ckpt.exists():
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+            return Generated(
+                state["x"], state["latent"], state["times"], state["trajectory"], state["nfe"]
+            )
+    stop_at_deadline(f"sampling {spec.key} ({n} samples, {steps} Euler steps)")
+    out = generate(model, spec, n, steps, generator, n_saved, keep_trajectory, amp=amp)
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save(
+            {
+                "x": out.x,
+                "latent": out.latent,
+                "times": out.times,
+                "trajectory": out.trajectory,
+                "nfe": out.nfe,
+            },
+            tmp,
+        )
+        tmp.replace(ckpt)
+    return out
 
 
 def label_stats(pred: torch.Tensor, n_classes: int = 10) -> dict[str, float | torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Velocity-field networks ``v_theta(t, x)`` (PAPER.md section 5)."""
+"""Velocity-field networks ``v_theta(t, x)``: the MLP of the 2D experiment and the light U-Net of
+the MNIST experiment (paper Section 7, arXiv:2506.20641v1)."""
 
 from __future__ import annotations
 
@@ -181,7 +182,7 @@ class ResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """A light U-Net ``v_theta(t, x)`` for 28x28 images (PAPER.md section 5).
+    """The light U-Net ``v_theta(t, x)`` of the MNIST experiment, 28x28 images (paper Section 7).
 
     ``levels`` resolutions (28, 14, 7 for three), ``blocks`` residual blocks per level on the
     way down and up, ``base`` channels doubling at each downsampling (64, 128, 256 by

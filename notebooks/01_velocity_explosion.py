@@ -1,6 +1,16 @@
 # %% [markdown]
 # # Why the Kac flow: exploding velocity fields
 #
+# > **Reading the references.** This notebook follows R. Duong, J. Chemseddine, P. K. Friz,
+# > G. Steidl, *Telegrapher's Generative Model via Kac Flows*,
+# > [arXiv:2506.20641v1](https://arxiv.org/abs/2506.20641v1). A number in square brackets,
+# > such as [41], is an **equation number of that paper**; Thm, Prop, Lemma, Remark and
+# > App. refer to its statements and appendix, and "Section 3" (capitalised) to its sections,
+# > while "section N" in lower case means a section of this notebook. The formulas and
+# > settings used here are collected in [docs/paper-notes.md](../docs/paper-notes.md).
+# > The parameters cell below holds the settings you may change (here, or with
+# > `kacnb run 01 -p NAME=VALUE`).
+#
 # A flow model moves samples along a curve of probability measures $\mu_t$ with a velocity
 # field $v_t$ that satisfies the **continuity equation** [2]
 # $$\partial_t \mu_t + \nabla\cdot(\mu_t v_t) = 0 .$$
@@ -10,7 +20,7 @@
 # and the generating ODE $\dot\varphi = v_t(\varphi)$ is well behaved when
 # $\sup|v_t| + \mathrm{Lip}(v_t)$ is integrable in $t$ on compact sets [4].
 #
-# Section 3 of the paper (PAPER.md section 1) goes through the usual flows and shows that each
+# Section 3 of the paper goes through the usual flows and shows that each
 # breaks one of these conditions, while the Kac flow does not (Prop. 11):
 #
 # | flow | $\|v_t\|^2_{L^2(\mu_t)}$ | what breaks |
@@ -33,6 +43,10 @@ profile = "quick"
 device = "auto"
 seed = 0
 figures_dir = None
+# Settings a reader may change; None means the profile's value (profile decides the scale).
+kac_pairs = [(1.0, 1.0), (4.0, 2.0), (25.0, 5.0)]  # (a, c) of the Kac flows, sections 1-2
+bound_pair = (25.0, 5.0)  # (a, c) of the d = 1, 2, 3 bound check of section 5
+n_mc = None  # Monte-Carlo draws per check (smoke 20k, quick 100k, paper 1M)
 
 # %%
 # ruff: noqa: E402 (the imports follow the parameters cell)
@@ -42,7 +56,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from kacnb import Kac, report, runtime
+from kacnb import Kac, params, report, runtime
 from kacnb.flows import (
     BoltzmannFlow1D,
     CouplingFlow,
@@ -72,6 +86,9 @@ SETTINGS = {
     "paper": {"n_mc": 1_000_000, "n_curve": 400, "dx_boltzmann": 0.0025, "n_poisson": 120_001},
 }
 cfg = runtime.pick(profile, SETTINGS)
+cfg = {**cfg, "n_mc": params.count("n_mc", n_mc, cfg["n_mc"], minimum=100, maximum=10**7)}
+KAC_PAIRS = params.pairs("kac_pairs", kac_pairs, max_len=6)
+KAC_BOUND = params.pairs("bound_pair", bound_pair, max_len=1)[0]
 F64 = torch.float64
 
 # %% [markdown]
@@ -83,7 +100,7 @@ F64 = torch.float64
 #   $\|v_t\|^2 = E|Z|^2 = 1$ for every $t$, but
 #   $\mathrm{Lip}(v_t) = \sup_{|x|\le 1}|v_t(x)| = 1/(1-t)$;
 # * **diffusion**: $X_t = W(t)$, $v_t(x) = x/(2t)$, $\|v_t\|^2 = 1/(4t)$;
-# * **Boltzmann interpolation**: $p_t \propto e^{-f_t}$, $f_t = (1-t)f_0 + t f_1$. PAPER.md leaves
+# * **Boltzmann interpolation**: $p_t \propto e^{-f_t}$, $f_t = (1-t)f_0 + t f_1$. The paper leaves
 #   the example open; we take two Gaussian modes at $\pm m$, $m = 3$, unit standard deviation, with
 #   weights $0.9/0.1$ at $t = 0$ and $0.1/0.9$ at $t = 1$ (mass must cross the valley between the
 #   modes). The velocity comes from the 1D flux $J = p_t v_t = \int_{-\infty}^x p_t(\partial_t f_t -
@@ -99,7 +116,6 @@ F64 = torch.float64
 
 # %%
 M_BOLTZ = 3.0
-KAC_PAIRS = [(1.0, 1.0), (4.0, 2.0), (25.0, 5.0)]
 R_POISSON = 3.0
 POISSON_DATA = torch.tensor([-1.0, -0.2, 0.6], dtype=F64)
 BOLTZ = f"Boltzmann (m = {M_BOLTZ:g})"
@@ -525,7 +541,6 @@ print(f"max |v| at z = {Z_PROFILES[-1]:g} on |x| <= 2.5: {speed[Z_PROFILES[-1]].
 # atoms, which move with speed exactly $c$ per component, and the bound is attained.
 
 # %%
-KAC_BOUND = (25.0, 5.0)
 DIMS = [1, 2, 3]
 T_BOUND = [1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0]
 SPEED_TIMES = np.logspace(-6, 0, 25)
@@ -627,7 +642,7 @@ proj_ok = max(proj_z.values()) < 4.0
 # %% [markdown]
 # ## Reproduced / differs
 #
-# Each claim of the paper's Section 3 table (PAPER.md section 1) against what this notebook
+# Each claim of the paper's Section 3 table against what this notebook
 # measured; the verdict is computed from the numbers above, with the thresholds stated in
 # the text: $\max|z| < 4$ for Monte Carlo, $10^{-3}$ relative for the path-based Lipschitz
 # integral, ratio $\ge 0.9$ and $|z| < 4$ for the diffusion energy, $0.05$ and $0.025$ for the

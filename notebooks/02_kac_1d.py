@@ -2,7 +2,8 @@
 # # The one-dimensional Kac process: paths, law, telegrapher's equation and velocity field
 #
 # This notebook checks, number by number, the one-dimensional theory of Section 4 of
-# *Telegrapher's Generative Model via Kac Flows* (PAPER.md section 2):
+# *Telegrapher's Generative Model via Kac Flows* (R. Duong, J. Chemseddine, P. K. Friz,
+# G. Steidl, [arXiv:2506.20641v1](https://arxiv.org/abs/2506.20641v1)):
 #
 # 1. **Paths.** The Kac process $K(t) = B\,c\int_0^t (-1)^{N(s)}\,ds$ [25-26] moves with
 #    speed $c$ and reverses at the jumps of a Poisson process of rate $a$. For large $a$ with
@@ -24,15 +25,31 @@
 #    the telegrapher's equation.
 #
 # The notebook ends with a table of claims, measured values and verdicts computed from the
-# numbers above. Every number comes from `kacnb` (tested in `tests/test_kac.py`,
-# `tests/test_telegraph.py`, `tests/test_stats.py`, `tests/test_directions.py`); the cells
-# here only choose settings, print and plot.
+# numbers above, and an explorer of the law and velocity at any $(a, c, t)$ (sliders in
+# JupyterLab, a static figure otherwise). Every number comes from `kacnb` (tested in
+# `tests/test_kac.py`, `tests/test_telegraph.py`, `tests/test_stats.py`,
+# `tests/test_directions.py`); the cells here only choose settings, print and plot.
+#
+# > **Reading the references.** A number in square brackets, such as [30-31], is an
+# > **equation number of the paper**; Thm, Prop, Remark and App. refer to its statements and
+# > appendix, "Section 4" (capitalised) to its sections, and "section N" in lower case to a
+# > section of this notebook. The formulas and settings are collected in
+# > [docs/paper-notes.md](../docs/paper-notes.md). The parameters cell below holds the
+# > settings you may change (here, or with `kacnb run 02 -p NAME=VALUE`).
 
 # %% tags=["parameters"]
 profile = "quick"
 device = "auto"
 seed = 0
 figures_dir = None
+# Settings a reader may change; None means the profile's value (profile decides the scale).
+path_pairs = [(1.0, 1.0), (4.0, 2.0), (25.0, 5.0)]  # (a, c) of sections 1 and 4
+t_paths = 10.0  # horizon of the paths of section 1
+n_var = None  # random-walk paths for the variance check (smoke 4k, quick 40k, paper 400k)
+n_law = None  # draws per sampler in section 2 (smoke 20k, quick 200k, paper 2M)
+interactive = False  # True: sliders for the explorer at the end (needs ipywidgets)
+explore_pair = (25.0, 5.0)  # (a, c) of the explorer's first view
+explore_times = [0.02, 0.1, 0.5]  # times of the explorer's static figure
 
 # %%
 # ruff: noqa: E402 (the imports follow the parameters cell)
@@ -44,7 +61,7 @@ import scipy.integrate as si
 import scipy.stats as st
 import torch
 
-from kacnb import Kac, KacTableSampler, report, runtime, stats
+from kacnb import Kac, KacTableSampler, explore, params, report, runtime, stats
 from kacnb.directions import (
     binned_chi2,
     current_direction_densities,
@@ -122,6 +139,16 @@ SETTINGS = {
     },
 }
 cfg = runtime.pick(profile, SETTINGS)
+cfg = {
+    **cfg,
+    "n_var": params.count("n_var", n_var, cfg["n_var"], minimum=100, maximum=10**7),
+    "n_law": params.count("n_law", n_law, cfg["n_law"], minimum=100, maximum=10**7),
+}
+PATH_PAIRS = params.pairs("path_pairs", path_pairs, max_len=6)
+T_PATHS = params.positive("t_paths", t_paths, maximum=1000.0)
+EXPLORE_PAIR = params.pairs("explore_pair", explore_pair, max_len=1)[0]
+EXPLORE_TIMES = params.times("explore_times", explore_times, allow_zero=False, max_len=4)
+INTERACTIVE = params.flag("interactive", interactive)
 
 # %% [markdown]
 # ## 1. Paths of the Kac process against Brownian motion
@@ -142,8 +169,7 @@ cfg = runtime.pick(profile, SETTINGS)
 # variance of `n_var` random-walk paths (z is the deviation in standard errors).
 
 # %%
-PATH_PAIRS = [(1.0, 1.0), (4.0, 2.0), (25.0, 5.0)]
-T_PATHS, N_SHOWN = 10.0, 3
+N_SHOWN = 3
 gen = torch.Generator().manual_seed(seed)
 path_times = torch.linspace(0.0, T_PATHS, cfg["path_points"], dtype=F64)
 shown = {ac: Kac(*ac).paths(path_times, N_SHOWN, generator=gen)[:, :, 0] for ac in PATH_PAIRS}
@@ -173,7 +199,8 @@ cone_max = max(r[6] for r in var_rows)
 print(f"max |z| = {var_max_z:.2f};  max |K(t)|/(ct) = {cone_max:.4f}")
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), sharey=True)
+n_panels = len(PATH_PAIRS) + 1
+fig, axes = plt.subplots(1, n_panels, figsize=(3.5 * n_panels, 3.6), sharey=True)
 tt = path_times.numpy()
 envelope = 2.0 * np.sqrt(tt)  # +-2 sigma sqrt(t), sigma = 1 for all pairs
 for ax, (ac, paths) in zip(axes, [*shown.items(), ("bm", brownian)], strict=True):
@@ -422,7 +449,7 @@ plt.show()
 # the bin averages of the direction are compared with $v$ at the bin centres
 # ($\chi^2$ over the bins, z = deviation in standard errors).
 #
-# The diffusion velocity from a point, $x/(2t)$ (PAPER.md section 1), is unbounded in $x$
+# The diffusion velocity from a point, $x/(2t)$ (paper Section 3), is unbounded in $x$
 # and, at a fixed $x \neq 0$, explodes as $t \to 0$.
 
 # %%
@@ -622,7 +649,7 @@ plt.show()
 #
 # Thm 9 and Remark 10: with $\sigma^2 = c^2/a$ fixed and $a, c \to \infty$, the telegraph
 # density $u$ converges in $L^2$ to the heat density $h$ of $X_0 + \sigma W(t)$; the two
-# also approach each other as $t \to \infty$. PAPER.md restates no rate for 1D, so we measure
+# also approach each other as $t \to \infty$. The paper states no rate for 1D, so we measure
 # one. We take $X_0 \sim N(0, 0.5^2)$, $\sigma = 1$, compute $u$ with `convolved_density`
 # and $h$ with `heat_density` (both quadratures, independent of the PDE solver), and fit
 # log-log slopes of $\|u(t) - h(t)\|_{L^2}$:
@@ -1139,3 +1166,20 @@ _ = report.write_metrics("02_kac_1d", profile, claims + own, figures_dir)
 # errors away from 0, as the "sign-flipped a" column shows), and the closed forms satisfy
 # [33] and, summed, the telegrapher's equation up to second-order truncation error. Any
 # row marked "differs" is reported as measured.
+
+# %% [markdown]
+# ## Explore the law of $K(t)$
+#
+# The law (continuous part $\tilde u$ and the two atoms of mass $e^{-at}/2$ at $\pm ct$) and
+# the velocity [41] for any $(a, c, t)$. With `interactive = True` in the parameters cell and
+# ipywidgets installed (the `lab` extra), sliders for $a$, $c$ and $t$ redraw the view; the
+# numbers behind it come from `kacnb.explore.kac_law_frame` (tested in
+# `tests/test_explore.py`). Otherwise, and in every batch run, a static figure shows
+# `explore_pair` at `explore_times`. What to look for: for $at \ll 1$ almost all the mass
+# sits on the atoms, which move with speed $c$; as $at$ grows the density fills the cone and
+# the velocity inside it flattens to $\approx x/(2t)$ near the centre, yet stays below $c$.
+
+# %%
+explorer = explore.law_explorer(INTERACTIVE, *EXPLORE_PAIR, EXPLORE_TIMES)
+if isinstance(explorer, plt.Figure):  # the static figure (no sliders)
+    plt.show()

@@ -10,7 +10,8 @@
 # $$K(t) = (K^1(t), \dots, K^d(t)), \qquad X_t = X_0 + K(t) \qquad [66],$$
 #
 # with $X_0$ independent of $K$. This notebook checks the multi-dimensional facts of the paper
-# (PAPER.md section 3) numerically:
+# (R. Duong, J. Chemseddine, P. K. Friz, G. Steidl, *Telegrapher's Generative Model via Kac
+# Flows*, [arXiv:2506.20641v1](https://arxiv.org/abs/2506.20641v1), Sections 5-6) numerically:
 #
 # 1. **Figure 1**: paths of the componentwise walk in 2D, and the process started in a point
 #    cloud (talk figure);
@@ -29,13 +30,31 @@
 # `kacnb.multid` and `kacnb.insertion` and are unit-tested in `tests/test_multid.py` and
 # `tests/test_insertion.py`. Every computation here is small, so it runs on the CPU with a
 # generator seeded from `seed`: the printed numbers do
-# not depend on the device.
+# not depend on the device. At the end, an explorer moves the point cloud of section 2 to any
+# time $t$ for any $(a, c)$ (sliders in JupyterLab, a static figure otherwise).
+#
+# > **Reading the references.** A number in square brackets, such as [66], is an **equation
+# > number of the paper**; Thm, Prop, Lemma, Remark, Cor and App. refer to its statements and
+# > appendix, "Section 5" (capitalised) to its sections, and "section N" in lower case to a
+# > section of this notebook. The formulas and settings are collected in
+# > [docs/paper-notes.md](../docs/paper-notes.md); the rate of Thm 12 used below is not in
+# > the paper's text (see there). The parameters cell below holds the settings you may
+# > change (here, or with `kacnb run 03 -p NAME=VALUE`).
 
 # %% tags=["parameters"]
 profile = "quick"
 device = "auto"
 seed = 0
 figures_dir = None
+# Settings a reader may change; None means the profile's value (profile decides the scale).
+pairs = [(1.0, 1.0), (25.0, 5.0)]  # (a, c) of sections 2-4 (point cloud, Prop 11, Thm 12)
+fig1_pairs = [(1.0, 1.0), (2.0, 1.0), (4.0, 2.0), (25.0, 5.0)]  # (a, c) of Figure 1
+t_paths = 10.0  # horizon of the Figure 1 paths
+cloud_times = [0.0, 0.1, 0.3, 1.0, 2.0]  # times of the point-cloud figure
+n_cloud = None  # points of the cloud (smoke 400, quick 1500, paper 4000)
+n_mc = None  # Monte-Carlo draws per velocity norm (smoke 20k, quick 200k, paper 2M)
+interactive = False  # True: sliders for the explorer at the end (needs ipywidgets)
+explore_t = 0.3  # time of the explorer's static figure, 0 <= t <= 2
 
 # %%
 # ruff: noqa: E402 (the imports follow the parameters cell)
@@ -47,7 +66,7 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 
-from kacnb import Kac, report, runtime
+from kacnb import Kac, explore, params, report, runtime
 from kacnb.flows import KacFlow, mc_velocity_norm_sq
 from kacnb.insertion import (
     RadialGaussian,
@@ -125,9 +144,19 @@ SETTINGS = {
     },
 }
 cfg = runtime.pick(profile, SETTINGS)
+cfg = {
+    **cfg,
+    "n_cloud": params.count("n_cloud", n_cloud, cfg["n_cloud"], minimum=10, maximum=10**5),
+    "n_mc": params.count("n_mc", n_mc, cfg["n_mc"], minimum=100, maximum=10**7),
+}
+PAIRS = params.pairs("pairs", pairs, max_len=4)  # default: the talk figure's and Figure 6's
+FIG1_PAIRS = params.pairs("fig1_pairs", fig1_pairs, max_len=6)
+T_FIG1 = params.positive("t_paths", t_paths, maximum=1000.0)
+CLOUD_TIMES = params.times("cloud_times", cloud_times, maximum=100.0, max_len=8)
+INTERACTIVE = params.flag("interactive", interactive)
+EXPLORE_T = params.positive("explore_t", explore_t, maximum=2.0)
 F64 = torch.float64
 gen = torch.Generator().manual_seed(seed)  # CPU generator: device-independent numbers
-PAIRS = [(1.0, 1.0), (25.0, 5.0)]  # the two (a, c) of the talk figure and of Figure 6
 D = 2  # dimension of the Prop 11 and Lemma 13 checks
 
 
@@ -153,13 +182,13 @@ def gauss(mean, std):
 # Brownian one (Thm 9, Remark 10), yet its speed stays exactly $c$ per component.
 
 # %%
-FIG1_PAIRS = [(1.0, 1.0), (2.0, 1.0), (4.0, 2.0), (25.0, 5.0)]
-path_times = torch.linspace(0.0, 10.0, cfg["path_steps"] + 1, dtype=F64)
+path_times = torch.linspace(0.0, T_FIG1, cfg["path_steps"] + 1, dtype=F64)
 fig1_paths = {ac: Kac(*ac).paths(path_times, 1, dim=2, generator=gen)[:, 0] for ac in FIG1_PAIRS}
 fig1_paths["bm"] = brownian_paths(path_times, 1, dim=2, generator=gen)[:, 0]
 
 # %%
-fig, axes = plt.subplots(1, 5, figsize=(17, 3.9), constrained_layout=True)
+n_panels = len(fig1_paths)
+fig, axes = plt.subplots(1, n_panels, figsize=(3.4 * n_panels, 3.9), constrained_layout=True)
 for ax, (key, path) in zip(axes, fig1_paths.items(), strict=True):
     xy = path.numpy()
     segments = np.stack([xy[:-1], xy[1:]], axis=1)
@@ -167,7 +196,7 @@ for ax, (key, path) in zip(axes, fig1_paths.items(), strict=True):
     lc.set_array(path_times.numpy()[:-1])
     ax.add_collection(lc)
     ax.plot(*xy[0], "o", color="black", ms=4, label="start")
-    ax.plot(*xy[-1], "s", color=GROUND_TRUTH, ms=4, label="end, t = 10")
+    ax.plot(*xy[-1], "s", color=GROUND_TRUTH, ms=4, label=f"end, t = {T_FIG1:g}")
     ax.autoscale()
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("$x^1$")
@@ -176,7 +205,7 @@ for ax, (key, path) in zip(axes, fig1_paths.items(), strict=True):
 axes[0].set_ylabel("$x^2$")
 axes[0].legend(loc="best", fontsize=8)
 fig.colorbar(lc, ax=axes, label="time $t$", shrink=0.8)
-fig.suptitle("Figure 1: paths of the componentwise 2D Kac walk until T = 10")
+fig.suptitle(f"Figure 1: paths of the componentwise 2D Kac walk until T = {T_FIG1:g}")
 save_figure(fig, "fig01_kac_paths_2d", figures_dir)
 plt.show()
 
@@ -197,7 +226,6 @@ plt.show()
 # $a t \gg 1$.
 
 # %%
-CLOUD_TIMES = [0.0, 0.1, 0.3, 1.0, 2.0]
 x0_cloud = smiley_cloud(cfg["n_cloud"])
 cloud_times = torch.tensor(CLOUD_TIMES, dtype=F64)
 clouds = {
@@ -220,7 +248,10 @@ def support_outline(ct):
 
 # %%
 LIM = 3.6
-fig, axes = plt.subplots(2, 5, figsize=(15, 6.4), constrained_layout=True)
+n_rows, n_cols = len(PAIRS), len(CLOUD_TIMES)
+fig, axes = plt.subplots(
+    n_rows, n_cols, figsize=(3 * n_cols, 3.2 * n_rows), squeeze=False, constrained_layout=True
+)
 for row, ac in enumerate(PAIRS):
     for col, t in enumerate(CLOUD_TIMES):
         ax = axes[row, col]
@@ -236,7 +267,7 @@ for row, ac in enumerate(PAIRS):
             ax.set_title(f"$t = {t:g}$")
         if col == 0:
             ax.set_ylabel(f"$(a, c) = ({ac[0]:g}, {ac[1]:g})$\n$x^2$")
-        if row == 1:
+        if row == n_rows - 1:
             ax.set_xlabel("$x^1$")
 fig.suptitle(
     "Kac process $X_t = X_0 + K(t)$ started in a smiley (dashed: supp $\\mu_0 + [-ct, ct]^2$)"
@@ -501,7 +532,7 @@ plt.show()
 #
 # $$\|p_t - q_t\|_{L^2(\mathbb R^d)} = O\big(t^{-(1/2 + (d-1)/4)}\big) \qquad (t \to \infty),$$
 #
-# with a remainder term of order $t^{-(1/2 + d/4)}$ (PAPER.md section 3,
+# with a remainder term of order $t^{-(1/2 + d/4)}$ (docs/paper-notes.md,
 # `thm12_slides_exponent`). This reading is uncertain: the exponent is taken from the text of
 # the slides, not from a proof we could follow, and the slides do not say under which
 # assumptions on $X_0$ it holds or whether it is sharp. It is an upper bound, so a measured
@@ -593,7 +624,10 @@ for (a, c), r in thm12.items():
 # equal at $t = 0$.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), constrained_layout=True, sharey=True)
+fig, axes = plt.subplots(
+    1, len(PAIRS), figsize=(6.5 * len(PAIRS), 4.6), constrained_layout=True, sharey=True
+)
+axes = np.atleast_1d(axes)
 t_np = thm12_times.numpy()
 for ax, ((a, c), r) in zip(axes, thm12.items(), strict=True):
     for j, d in enumerate(THM12_DIMS):
@@ -1141,3 +1175,19 @@ _ = report.write_metrics("03_kac_multid", profile, verdicts, figures_dir)
 # is the nonnegative law of $X_0 + K(t)$ (Remark 7); the negative part shrinks as $a$ grows.
 # Inserting $\tau W(t)$ with $\tau = \sigma/c$ (our derivation from $d = 1$) gives the heat
 # density exactly (Lemma 8). This is why the paper uses the componentwise process.
+
+# %% [markdown]
+# ## 8. Explore: the point cloud at any time
+#
+# The smiley of section 2 moved by $X_t = X_0 + K(t)$ for any $(a, c)$ and $0 \le t \le 2$.
+# With `interactive = True` in the parameters cell and ipywidgets installed (the `lab`
+# extra), sliders for $a$, $c$ and $t$ redraw it; moving $t$ moves the same particles (the
+# random walks depend only on the seed), and the dashed box $X_0 + [-ct, ct]^2$ bounds them
+# (Prop 11). The numbers come from `kacnb.explore.cloud_frame` (tested in
+# `tests/test_explore.py`). Otherwise, and in every batch run, a static figure shows each
+# pair of `pairs` at `explore_t`.
+
+# %%
+explorer = explore.cloud_explorer(INTERACTIVE, smiley_cloud(cfg["n_cloud"]), PAIRS, EXPLORE_T)
+if isinstance(explorer, plt.Figure):  # the static figure (no sliders)
+    plt.show()

@@ -1,0 +1,44 @@
+"""The README's verdict tables are generated from the metrics files (tools/readme_tables.py)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "tools" / "readme_tables.py")
+readme_tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(readme_tables)
+
+METRICS = {
+    "notebook": "98_demo",
+    "profile": "quick",
+    "rows": [
+        {"claim": "a | b", "measured": "x\n y", "threshold": "< 1", "verdict": "reproduced"},
+        {"claim": "c", "measured": "2", "threshold": "< 1", "verdict": "differs"},
+    ],
+}
+
+
+def test_render_counts_verdicts_and_escapes_cells():
+    text = readme_tables.render(METRICS)
+    assert "profile `quick`: 1 of 2 claims reproduced" in text
+    assert "| a \\| b | x y | < 1 | reproduced |" in text
+    assert text.count("\n| ") == 3  # header and two rows
+
+
+def test_regenerate_replaces_only_marked_blocks(tmp_path):
+    (tmp_path / "98_demo.metrics.json").write_text(json.dumps(METRICS))
+    readme = "intro\n<!-- metrics-table 98_demo -->\nstale\n<!-- /metrics-table 98_demo -->\nend\n"
+    new = readme_tables.regenerate(readme, tmp_path)
+    assert new.startswith("intro\n<!-- metrics-table 98_demo -->\n`98_demo`")
+    assert new.endswith("| c | 2 | < 1 | differs |\n<!-- /metrics-table 98_demo -->\nend\n")
+    assert readme_tables.regenerate(new, tmp_path) == new
+
+
+def test_readme_tables_match_the_committed_metrics():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = [m.group("name") for m in readme_tables.BLOCK.finditer(text)]
+    assert {"01_velocity_explosion", "02_kac_1d", "03_kac_multid"} <= set(names)
+    assert readme_tables.regenerate(text, ROOT / "figures" / "runs") == text, (
+        "README tables are out of date: run python tools/readme_tables.py"
+    )

@@ -1,0 +1,98 @@
+"""Write the README's verdict tables from the notebooks' metrics files (never type them).
+
+Each notebook run writes ``figures/runs/NN_name.metrics.json`` (``kacnb.report``): the
+profile and rows of claim, measured value, threshold and verdict. The README holds one
+generated block per notebook between two marker comments::
+
+    <!-- metrics-table NN_name -->
+    ... generated, do not edit ...
+    <!-- /metrics-table NN_name -->
+
+``python tools/readme_tables.py`` rewrites every such block from the current metrics files;
+``--check`` only compares and exits with 1 when a block is out of date (a test does the
+same). To add a table for another notebook, put an empty marker pair in the README where it
+belongs and run the tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(
+    r"(<!-- metrics-table (?P<name>[0-9A-Za-z_]+) -->\n)"
+    r"(?P<body>.*?)"
+    r"(<!-- /metrics-table (?P=name) -->)",
+    re.DOTALL,
+)
+
+
+def _cell(text) -> str:
+    """One table cell: a single line with ``|`` escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def render(metrics: dict) -> str:
+    """The Markdown block (summary line and table) for one metrics file's content."""
+    rows = metrics["rows"]
+    ok = sum(r["verdict"] == "reproduced" for r in rows)
+    lines = [
+        f"`{metrics['notebook']}`, profile `{metrics['profile']}`: {ok} of {len(rows)} claims "
+        f"reproduced (from `figures/runs/{metrics['notebook']}.metrics.json`).",
+        "",
+        "| claim | measured | threshold | verdict |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = (r["claim"], r["measured"], r["threshold"], r["verdict"])
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def load(name: str, runs: Path) -> dict:
+    path = runs / f"{name}.metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics file {path}: run `kacnb run` for {name} first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def regenerate(text: str, runs: Path) -> str:
+    """``text`` with every marked block replaced by the table of its metrics file."""
+
+    def block(m: re.Match) -> str:
+        return m.group(1) + render(load(m.group("name"), runs)) + m.group(4)
+
+    return BLOCK.sub(block, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--runs", type=Path, default=ROOT / "figures" / "runs")
+    parser.add_argument("--check", action="store_true", help="compare only; exit 1 if stale")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text(encoding="utf-8")
+    try:
+        new = regenerate(text, args.runs)
+    except FileNotFoundError as exc:
+        print(f"readme_tables: {exc}", file=sys.stderr)
+        return 2
+    names = [m.group("name") for m in BLOCK.finditer(text)]
+    if args.check:
+        if new != text:
+            print(f"readme_tables: {args.readme} is out of date; run tools/readme_tables.py")
+            return 1
+        print(f"readme_tables: {len(names)} tables up to date ({', '.join(names)})")
+        return 0
+    if new != text:
+        args.readme.write_text(new, encoding="utf-8")
+    print(f"readme_tables: wrote {len(names)} tables ({', '.join(names)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

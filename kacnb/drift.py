@@ -18,7 +18,9 @@ compared, each against a tolerance stated here (and repeated in the report):
 * **figures**: each PNG named by the run records ``figures/runs/<stem>.json``, compared by
   :func:`matplotlib.testing.compare.compare_images` (RMS of the pixel differences on the
   0-255 scale, which antialiasing moves only a little) against :data:`FIGURE_RMS_TOL`.
-  PDFs are not compared (they carry the same drawing).
+  Figures drawn from trained models (:data:`REVIEW_ONLY_FIGURES`) differ between machines
+  pixel by pixel; their changes are shown for review and do not count as drift. PDFs are
+  not compared (they carry the same drawing).
 * **notebooks**: the text outputs of the code cells (stdout and plain-text results, not
   stderr or images) of ``<stem>.ipynb``, numbers within the default tolerance. These are
   reported for review and do not count as drift: they also print timings and progress.
@@ -47,6 +49,7 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "NOTEBOOK_TOLERANCE",
     "FIGURE_RMS_TOL",
+    "REVIEW_ONLY_FIGURES",
     "Finding",
     "FigureResult",
     "DriftReport",
@@ -120,6 +123,12 @@ NOTEBOOK_TOLERANCE = DEFAULT_TOLERANCE
 #: 0); a moved marker or a changed curve gives an RMS of several units, antialiasing and
 #: font hinting differences well under 1.
 FIGURE_RMS_TOL = 1.0
+
+#: Figures (``fnmatch`` patterns of ``<stem>:<file name>``) whose changes are shown for
+#: review but are not drift: samples, trajectories and curves of trained models, which
+#: another CPU redraws differently from the same seed (their verdicts and metrics are the
+#: check).
+REVIEW_ONLY_FIGURES: tuple[str, ...] = ("04_cfm_gmm_2d:*", "05_mnist:*")
 
 
 def tolerance_for(
@@ -326,7 +335,8 @@ def _union(a: Iterable[str], b: Iterable[str]) -> list[str]:
 class FigureResult:
     """One figure: its RMS difference (``None`` when it could not be compared), the verdict
     (``same``, ``changed``, ``size changed``, ``missing in fresh run``, ``new in fresh
-    run``) and the report's image paths relative to the report folder."""
+    run``), whether a change is for review only, and the report's image paths relative to
+    the report folder."""
 
     notebook: str
     name: str
@@ -335,10 +345,11 @@ class FigureResult:
     committed_img: str | None = None
     fresh_img: str | None = None
     diff_img: str | None = None
+    review_only: bool = False
 
     @property
     def drift(self) -> bool:
-        return self.status != "same"
+        return self.status != "same" and not self.review_only
 
 
 def compare_figure(
@@ -348,6 +359,7 @@ def compare_figure(
     fresh: Path | None,
     out_dir: Path,
     tol: float = FIGURE_RMS_TOL,
+    review_only: Sequence[str] = REVIEW_ONLY_FIGURES,
 ) -> FigureResult:
     """Compare PNG ``name`` of notebook ``stem``: both files are copied to
     ``out_dir/images/<stem>/`` and compared there by
@@ -359,7 +371,8 @@ def compare_figure(
     folder = out_dir / "images" / stem
     folder.mkdir(parents=True, exist_ok=True)
     base = Path(name).stem
-    result = FigureResult(stem, name, "same")
+    review = any(fnmatch.fnmatchcase(f"{stem}:{name}", p) for p in review_only)
+    result = FigureResult(stem, name, "same", review_only=review)
     have_c = committed is not None and committed.is_file()
     have_f = fresh is not None and fresh.is_file()
     if have_c:
@@ -532,6 +545,7 @@ class DriftReport:
             "verdict flips": sum(f.kind == "verdict" for f in self.findings),
             "metrics outside tolerance": sum(f.kind == "metric" for f in self.findings),
             "figures changed": sum(f.drift for f in self.figures),
+            "figures to review": sum(f.status != "same" and f.review_only for f in self.figures),
             "notebook cells to review": sum(f.kind == "notebook" for f in self.findings),
         }
 
@@ -615,6 +629,12 @@ def _img(src: str | None) -> str:
     return f'<a href="{_e(src)}"><img src="{_e(src)}" alt="{_e(src)}"></a>'
 
 
+def _figure_class(fig: FigureResult) -> str:
+    if fig.status == "same":
+        return "ok"
+    return "review" if fig.review_only else "drift"
+
+
 def write_report(report: DriftReport, out_dir: Path) -> Path:
     """Write ``out_dir/index.html`` (tables, side-by-side and difference images, the
     tolerances) and ``out_dir/summary.json``; returns the HTML path."""
@@ -651,7 +671,9 @@ def write_report(report: DriftReport, out_dir: Path) -> Path:
     add(
         "</table><p>Numbers read from text may also differ by one unit of their last "
         f"printed digit. Figures: RMS pixel difference (0-255) at most {FIGURE_RMS_TOL:g} "
-        "(matplotlib.testing.compare.compare_images); PNG only. Notebook cell outputs: "
+        "(matplotlib.testing.compare.compare_images); PNG only; changed figures matching "
+        f"{_e(', '.join(REVIEW_ONLY_FIGURES))} (trained models) are for review only. "
+        "Notebook cell outputs: "
         f"rtol={NOTEBOOK_TOLERANCE.rtol:g}, atol={NOTEBOOK_TOLERANCE.atol:g}, for review "
         "only (they do not count as drift).</p>"
     )
@@ -678,11 +700,15 @@ def write_report(report: DriftReport, out_dir: Path) -> Path:
             "<table><tr><th>figure</th><th>status</th><th>RMS</th><th>committed</th>"
             "<th>fresh</th><th>difference</th></tr>"
         )
-        for fig in sorted(report.figures, key=lambda f: (not f.drift, f.notebook, f.name)):
+        order = {"drift": 0, "review": 1, "ok": 2}
+        for fig in sorted(
+            report.figures, key=lambda f: (order[_figure_class(f)], f.notebook, f.name)
+        ):
             rms = "-" if fig.rms is None else f"{fig.rms:.3g}"
+            status = fig.status + (" (review only)" if fig.review_only else "")
             add(
-                f"<tr class='{'drift' if fig.drift else 'ok'}'><td>{_e(fig.notebook)}<br>"
-                f"<code>{_e(fig.name)}</code></td><td>{_e(fig.status)}</td><td>{rms}</td>"
+                f"<tr class='{_figure_class(fig)}'><td>{_e(fig.notebook)}<br>"
+                f"<code>{_e(fig.name)}</code></td><td>{_e(status)}</td><td>{rms}</td>"
                 f"<td>{_img(fig.committed_img)}</td><td>{_img(fig.fresh_img)}</td>"
                 f"<td>{_img(fig.diff_img)}</td></tr>"
             )

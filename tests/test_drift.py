@@ -209,6 +209,15 @@ def test_changed_figure_is_drift_with_a_difference_image(dirs, capsys):
     assert "figure: 02_kac_1d nb02_b.png: changed" in text
 
 
+def test_changed_figure_of_a_trained_model_is_for_review_only(dirs, tmp_path):
+    committed, fresh, _ = dirs
+    _figure(fresh / "figures" / "nb02_b.png", shift=0.5)
+    pair = (committed / "figures" / "nb02_b.png", fresh / "figures" / "nb02_b.png")
+    trained = drift.compare_figure("04_cfm_gmm_2d", "nb02_b.png", *pair, tmp_path / "r")
+    assert (trained.status, trained.review_only, trained.drift) == ("changed", True, False)
+    assert drift.compare_figure(STEM, "nb02_b.png", *pair, tmp_path / "r").drift
+
+
 def test_figure_of_another_size_or_missing_is_drift(dirs, capsys):
     committed, fresh, out = dirs
     _figure(fresh / "figures" / "nb02_a.png", size=(3.0, 2.2))

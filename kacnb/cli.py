@@ -253,6 +253,22 @@ def build_parser() -> argparse.ArgumentParser:
         "are replaced",
     )
     p_drift.set_defaults(func=cmd_drift)
+
+    p_site = sub.add_parser(
+        "site",
+        parents=[nb_dir],
+        help="build a static HTML site of the executed notebooks (no re-execution)",
+        description=(
+            "Build a static HTML book (Sphinx + MyST-NB) of the executed notebooks "
+            "notebooks/<stem>.ipynb as published by 'kacnb run': an index page, a page per "
+            "notebook with its outputs, figures and verdict table, math rendered offline. "
+            'Needs the site extra: pip install -e ".[site]".'
+        ),
+    )
+    p_site.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder of the site (index.html)"
+    )
+    p_site.set_defaults(func=cmd_site)
     return parser
 
 
@@ -642,6 +658,17 @@ def cmd_drift(args, entries) -> int:
         print(line)
     print(f"report: {path}")
     return 1 if report.drift else 0
+
+
+def cmd_site(args, entries) -> int:
+    from .site import build_site
+
+    reg = _registry(args, entries)
+    warnings = build_site(reg, args.out)
+    for line in warnings:
+        print(f"sphinx: {line}", file=sys.stderr)
+    print(f"site: {args.out / 'index.html'} ({len(warnings)} Sphinx warnings)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None, *, entries: Iterable[NotebookSpec] = NOTEBOOKS) -> int:

@@ -103,7 +103,8 @@ def kac_law_frame(a: float, c: float, t: float, n_x: int = 401, n_quad: int = 25
 
 
 def draw_law(frame: LawFrame, ax_law, ax_velocity) -> None:
-    """Plot the law (density and atoms as stems, scaled like the density) and the velocity."""
+    """Plot the law (the density, and the atoms as stems whose height is their mass) on
+    ``ax_law`` and the velocity on ``ax_velocity``."""
     x, e = frame.x.numpy(), frame.edge
     ax_law.plot(x, frame.density.numpy(), color=COLORS[0], label=r"density $\tilde u(t, x)$")
     ax_law.vlines([-e, e], 0, frame.atom_mass, color=GROUND_TRUTH, lw=2.5)

@@ -33,6 +33,7 @@ makes ``kacnb drift`` exit with status 1.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import html
 import json
@@ -105,9 +106,9 @@ DEFAULT_TOLERANCE = Tolerance(
 #: :func:`fnmatch.fnmatchcase` against ``<stem>:<key>`` and the first match wins.
 METRIC_TOLERANCES: tuple[tuple[str, Tolerance], ...] = (
     # Trained models: the optimiser amplifies last-bit differences between CPU kernels and
-    # thread counts (tests/README.md), so at the quick scale the sample metrics move by
-    # tens of percent between machines; the verdicts are the signal. Not yet measured
-    # across machines at the quick scale: wide on purpose.
+    # thread counts (tests/README.md), so their sample metrics move between machines far
+    # beyond round-off; the verdicts are the signal. The spread at the quick scale has not
+    # been measured across machines yet: wide on purpose, to be narrowed once it is.
     (
         "04_cfm_gmm_2d:*",
         Tolerance(0.5, ROUND_OFF, "trained models: training amplifies kernel round-off"),
@@ -120,8 +121,9 @@ NOTEBOOK_TOLERANCE = DEFAULT_TOLERANCE
 
 #: Largest RMS pixel difference (0-255 scale, :func:`matplotlib.testing.compare.calculate_rms`)
 #: of a figure that has not changed. Rerunning 01-03 on one CPU gives identical PNGs (RMS
-#: 0); a moved marker or a changed curve gives an RMS of several units, antialiasing and
-#: font hinting differences well under 1.
+#: 0, with 1 or 2 threads); a 3-pixel line drawn across the 1764 x 1192 pixels of
+#: ``nb02_law_and_samplers.png`` gives 5.8, one pixel darkened by 40 levels (an
+#: antialiasing-sized change) on a 150 x 100 figure 0.33.
 FIGURE_RMS_TOL = 1.0
 
 #: Figures (``fnmatch`` patterns of ``<stem>:<file name>``) whose changes are shown for
@@ -324,8 +326,10 @@ def _present(record: object) -> str:
 
 
 def _union(a: Iterable[str], b: Iterable[str]) -> list[str]:
+    """The keys of ``a`` then those of ``b`` not in ``a``, in order."""
     keys = list(a)
-    return keys + [k for k in b if k not in set(keys)]
+    seen = set(keys)
+    return keys + [k for k in b if k not in seen]
 
 
 # -- figures ----------------------------------------------------------------------------
@@ -449,8 +453,11 @@ def compare_notebook(
     stem: str, committed: Mapping | None, fresh: Mapping | None, tol: Tolerance = NOTEBOOK_TOLERANCE
 ) -> tuple[list[Finding], int]:
     """Findings (``drift=False``: for review) for the code cells' text outputs of two
-    executed notebooks (nbformat JSON as dicts), cells paired in order, and the count of
-    cells compared. Papermill's injected-parameters cell is skipped."""
+    executed notebooks (nbformat JSON as dicts), and the count of cells compared. Cells are
+    paired by equal source (:class:`difflib.SequenceMatcher` over the list of sources), so
+    an added or edited cell is reported once and the cells after it are still compared;
+    papermill's injected-parameters cell is skipped. Keys count code cells from 1 in the
+    fresh notebook (``cell 3``), or in the committed one for a removed cell."""
     if committed is None or fresh is None:
         return [
             Finding(
@@ -464,33 +471,39 @@ def compare_notebook(
             )
         ], 0
     cells_c, cells_f = _code_cells(committed), _code_cells(fresh)
+    src_c = [_joined(c.get("source", "")) for c in cells_c]
+    src_f = [_joined(c.get("source", "")) for c in cells_f]
     findings = []
-    if len(cells_c) != len(cells_f):
-        findings.append(
-            Finding(
-                stem,
-                "notebook",
-                "code cells",
-                str(len(cells_c)),
-                str(len(cells_f)),
-                "the notebook's code changed (cell count)",
-                drift=False,
-            )
-        )
-    for i, (a, b) in enumerate(zip(cells_c, cells_f, strict=False)):
-        key = f"cell {i + 1}"
-        if _joined(a.get("source", "")) != _joined(b.get("source", "")):
-            findings.append(Finding(stem, "notebook", key, "", "", "source differs", drift=False))
+    n_compared = 0
+    matcher = difflib.SequenceMatcher(None, src_c, src_f, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
+                n_compared += 1
+                text_c, text_f = _cell_text(cells_c[i]), _cell_text(cells_f[j])
+                reason = compare_text(text_c, text_f, tol)
+                if reason is not None:
+                    findings.append(
+                        Finding(
+                            stem,
+                            "notebook",
+                            f"cell {j + 1}",
+                            _excerpt(text_c),
+                            _excerpt(text_f),
+                            reason,
+                            drift=False,
+                        )
+                    )
             continue
-        text_a, text_b = _cell_text(a), _cell_text(b)
-        reason = compare_text(text_a, text_b, tol)
-        if reason is not None:
-            findings.append(
-                Finding(
-                    stem, "notebook", key, _excerpt(text_a), _excerpt(text_b), reason, drift=False
-                )
-            )
-    return findings, min(len(cells_c), len(cells_f))
+        # replace / insert / delete: pair the changed cells in order, the rest added/removed
+        for k in range(max(i2 - i1, j2 - j1)):
+            i, j = i1 + k, j1 + k
+            old = _excerpt(src_c[i]) if i < i2 else ""
+            new = _excerpt(src_f[j]) if j < j2 else ""
+            key = f"cell {j + 1}" if j < j2 else f"committed cell {i + 1}"
+            why = "source changed" if old and new else ("cell added" if new else "cell removed")
+            findings.append(Finding(stem, "notebook", key, old, new, why, drift=False))
+    return findings, n_compared
 
 
 def _excerpt(text: str, limit: int = 400) -> str:

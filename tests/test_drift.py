@@ -252,6 +252,26 @@ def test_notebook_outputs_are_reported_for_review_only(dirs, capsys):
     assert "-1.31" in finding["fresh"]
 
 
+def test_notebook_cells_are_paired_by_source_across_an_added_cell():
+    def nb(cells):
+        out = nbformat.v4.new_notebook()
+        for source, printed in cells:
+            cell = nbformat.v4.new_code_cell(source)
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+            out.cells.append(cell)
+        return out
+
+    committed = nb([("a()", "1.00\n"), ("b()", "2.00\n"), ("old()", "")])
+    fresh = nb([("a()", "1.00\n"), ("new()", ""), ("b()", "2.50\n")])
+    findings, n_compared = drift.compare_notebook(STEM, committed, fresh)
+    assert n_compared == 2
+    assert [(f.key, f.detail.split(":")[0], f.drift) for f in findings] == [
+        ("cell 2", "cell added", False),
+        ("cell 3", "number 1", False),  # b() is still compared after the added cell
+        ("committed cell 3", "cell removed", False),
+    ]
+
+
 def test_only_the_notebooks_of_the_fresh_run_are_compared(dirs, capsys):
     committed, fresh, out = dirs
     runs = committed / "figures" / "runs"

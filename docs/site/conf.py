@@ -20,6 +20,8 @@ nb_output_stderr = "remove"
 myst_enable_extensions = ["dollarmath", "amsmath"]
 # Anchors for "#section-title" links in the pages (docs/paper-notes.md uses them).
 myst_heading_anchors = 3
+# A notebook's heading levels are its own business (e.g. "#" followed by "###").
+suppress_warnings = ["myst.header"]
 
 # MathJax 3 from the site's own _static/mathjax/ (copied there by sphinx-mathjax-offline).
 mathjax_path = "mathjax/tex-chtml.js"

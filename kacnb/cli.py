@@ -269,6 +269,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, metavar="DIR", help="folder of the site (index.html)"
     )
     p_site.set_defaults(func=cmd_site)
+
+    p_ex = sub.add_parser(
+        "exercises",
+        help="write the student versions of the exercise notebooks (solutions removed)",
+        description=(
+            "Write the course exercises exercises/NN_name.py with every region between "
+            "'### BEGIN SOLUTION' and '### END SOLUTION' replaced by 'raise "
+            "NotImplementedError()', as DIR/NN_name.py and DIR/NN_name.ipynb."
+        ),
+    )
+    p_ex.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p_ex.add_argument(
+        "--force", action="store_true", help="write into a non-empty DIR (replaces same names)"
+    )
+    p_ex.add_argument(
+        "--exercises-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of the exercise sources (default: ./exercises if it exists, else the "
+        "repository's exercises/)",
+    )
+    p_ex.set_defaults(func=cmd_exercises)
     return parser
 
 
@@ -668,6 +691,14 @@ def cmd_site(args, entries) -> int:
     for line in warnings:
         print(f"sphinx: {line}", file=sys.stderr)
     print(f"site: {args.out / 'index.html'} ({len(warnings)} Sphinx warnings)")
+    return 0
+
+
+def cmd_exercises(args, entries) -> int:
+    from .exercises import write_student_versions
+
+    for path in write_student_versions(args.out, args.exercises_dir, force=args.force):
+        print(path)
     return 0
 
 

@@ -42,14 +42,14 @@ profile = "quick"
 device = "auto"
 seed = 0
 figures_dir = None
-# Settings a reader may change; None means the profile's value (profile decides the scale).
+# Settings a reader may change; None means the value of the profile, which decides the scale.
 path_pairs = [(1.0, 1.0), (4.0, 2.0), (25.0, 5.0)]  # (a, c) of sections 1 and 4
 t_paths = 10.0  # horizon of the paths of section 1
 n_var = None  # random-walk paths for the variance check (smoke 4k, quick 40k, paper 400k)
 n_law = None  # draws per sampler in section 2 (smoke 20k, quick 200k, paper 2M)
 interactive = False  # True: sliders for the explorer at the end (needs ipywidgets)
-explore_pair = (25.0, 5.0)  # (a, c) of the explorer's first view
-explore_times = [0.02, 0.1, 0.5]  # times of the explorer's static figure
+explore_pair = (25.0, 5.0)  # (a, c) of the first view of the explorer
+explore_times = [0.02, 0.1, 0.5]  # times of the static figure of the explorer
 
 # %%
 # ruff: noqa: E402 (the imports follow the parameters cell)

@@ -46,7 +46,7 @@ profile = "quick"
 device = "auto"
 seed = 0
 figures_dir = None
-# Settings a reader may change; None means the profile's value (profile decides the scale).
+# Settings a reader may change; None means the value of the profile, which decides the scale.
 pairs = [(1.0, 1.0), (25.0, 5.0)]  # (a, c) of sections 2-4 (point cloud, Prop 11, Thm 12)
 fig1_pairs = [(1.0, 1.0), (2.0, 1.0), (4.0, 2.0), (25.0, 5.0)]  # (a, c) of Figure 1
 t_paths = 10.0  # horizon of the Figure 1 paths
@@ -54,7 +54,7 @@ cloud_times = [0.0, 0.1, 0.3, 1.0, 2.0]  # times of the point-cloud figure
 n_cloud = None  # points of the cloud (smoke 400, quick 1500, paper 4000)
 n_mc = None  # Monte-Carlo draws per velocity norm (smoke 20k, quick 200k, paper 2M)
 interactive = False  # True: sliders for the explorer at the end (needs ipywidgets)
-explore_t = 0.3  # time of the explorer's static figure, 0 <= t <= 2
+explore_t = 0.3  # time of the static figure of the explorer, 0 <= t <= 2
 
 # %%
 # ruff: noqa: E402 (the imports follow the parameters cell)

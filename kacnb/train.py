@@ -674,6 +674,14 @@ def make_train_step(model, path, data, opt, config: TrainConfig, gen, params=Non
     if config.compile:
         mode = None if config.compile is True else config.compile
         forward = torch.compile(model, mode=mode)
+        if any(p.is_cuda for p in model.parameters()):
+            # Inductor's fused "mix-order" reductions have silently produced wrong gradients
+            # for exactly this U-Net pattern (conv output + time embedding[:, :, None, None];
+            # pytorch/pytorch#190796, torch 2.10) and for related ones up to 2.13 (#193061):
+            # keep them off, whatever the speed cost.
+            import torch._inductor.config as inductor_config
+
+            inductor_config.triton.mix_order_reduction = False
     else:
         forward = model
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]

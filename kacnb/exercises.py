@@ -627,7 +627,12 @@ def write_student_versions(
             f"output folder {out} is not empty; choose another folder or pass --force to "
             f"replace its student versions"
         )
-    student = [(src.stem, strip(src.read_text(encoding="utf-8"))) for src in sources]
+    student = []
+    for src in sources:
+        try:
+            student.append((src.stem, strip(src.read_text(encoding="utf-8"))))
+        except SolutionMarkupError as exc:
+            raise SolutionMarkupError(f"{src}: {exc}") from None
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for stem, text in student:

@@ -18,6 +18,8 @@ nb_execution_mode = "off"
 nb_output_stderr = "remove"
 # $...$, $$...$$ and amsmath environments in markdown cells and pages.
 myst_enable_extensions = ["dollarmath", "amsmath"]
+# $$...$$ inside a paragraph is display math, as in Jupyter (the notebooks write it so).
+myst_dmath_double_inline = True
 # Anchors for "#section-title" links in the pages (docs/paper-notes.md uses them).
 myst_heading_anchors = 3
 # A notebook's heading levels are its own business (e.g. "#" followed by "###").

@@ -23,11 +23,14 @@ and at the deadline.
 **Fast step on a GPU.** ``TrainConfig.amp_dtype`` (e.g. ``torch.bfloat16``) runs the forward
 pass and the loss under ``torch.autocast``; ``channels_last`` stores the 4D (convolution)
 weights, and so the image activations, in NHWC order; ``compile`` wraps the network in
-``torch.compile`` (``"reduce-overhead"`` adds CUDA graphs). None of them changes the
-mathematics: ``tests/test_train_optimised.py`` checks that the loss and the gradients agree
-with the fp32 eager step to bf16 accuracy. The step draws its data and path noise on the
-device and returns the loss as a device tensor, so the loop has no host synchronisation
-between the loss checks.
+``torch.compile`` (``"reduce-overhead"`` adds CUDA graphs). None of them is meant to change
+the mathematics: ``tests/test_train_optimised.py`` checks the loss and the gradients of
+bf16 autocast with channels_last and of the compiled step against the fp32 eager step (to
+bf16 or float32 accuracy); inductor's CPU backend (torch 2.13) gets the three combined
+wrong, so ``benchmarks/bench_train_mnist.py`` checks the optimised step on the GPU that runs
+it. The step
+draws its data and path noise on the device and returns the loss as a device tensor, so the
+loop has no host synchronisation between the loss checks.
 
 **Time limit.** With a deadline (``TrainConfig.deadline``, else the environment variable
 ``KACNB_DEADLINE``; an absolute UNIX time in seconds, which ``kacnb run --time-limit`` sets

@@ -1,0 +1,58 @@
+"""Smoke test of ``benchmarks/bench_train_mnist.py`` on the CPU: it times fp32 eager and the
+optimised step (bf16 + channels_last, with and without torch.compile) in one run and prints
+a JSON summary as its last line. Throughput numbers are not checked (no timed unit tests);
+the structure and the finiteness of the measured losses are."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench():
+    path = ROOT / "benchmarks" / "bench_train_mnist.py"
+    spec = importlib.util.spec_from_file_location("bench_train_mnist", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_smoke_prints_a_json_summary_last(capsys):
+    bench = _bench()
+    # the small U-Net and batch of tests/test_train_optimised.py: inductor's cache is shared
+    argv = ["--device", "cpu", "--steps", "2", "--batch", "8", "--base", "8", "--levels", "2"]
+    bench.main([*argv, "--blocks", "1", "--warmup", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["device"] == "cpu"
+    assert summary["unet"] == {"base": 8, "levels": 2, "blocks": 1}
+    assert summary["batch"] == 8 and summary["timed_steps"] == 2
+    names = [row["variant"] for row in summary["rows"]]
+    assert names == ["fp32 eager", "bf16 + channels_last", "bf16 + channels_last + compile"]
+    for row in summary["rows"]:
+        assert "error" not in row, row
+        assert row["images_per_s"] > 0 and math.isfinite(row["last_loss"])
+        assert row["host_syncs_in_loop"] is None  # only counted on CUDA
+    for row in summary["rows"][1:]:  # one step against fp32 eager, same weights and draws
+        assert 0 < row["grad_rel_err"] < 1 and row["loss_rel_err"] < 1e-2, row
+    assert summary["rows"][1]["grad_rel_err"] < 5e-2  # eager bf16: bf16 accuracy
+    assert summary["optimised_grad_rel_err"] == summary["rows"][2]["grad_rel_err"]
+    assert summary["rows"][0]["speedup"] == 1.0
+    assert summary["optimised_variant"] == "bf16 + channels_last + compile"
+    assert summary["speedup"] == pytest.approx(
+        summary["optimised_images_per_s"] / summary["fp32_eager_images_per_s"]
+    )
+    # the human-readable table precedes the JSON line
+    assert any(line.startswith("| fp32 eager |") for line in lines[:-1])
+
+
+def test_benchmark_refuses_an_unknown_variant(capsys):
+    with pytest.raises(SystemExit):
+        _bench().main(["--device", "cpu", "--variants", "fp8 magic"])
+    assert "unknown variant" in capsys.readouterr().err

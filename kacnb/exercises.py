@@ -148,7 +148,7 @@ class SolutionMarkupError(ValueError):
     """Unbalanced or nested ``### BEGIN SOLUTION`` / ``### END SOLUTION`` markers."""
 
 
-# ---------------------------------------------------------------------------- check helpers
+# ---------------------------------------------------------------------------- check utilities
 def _gen(ex: Exercise, k: int = 0) -> torch.Generator:
     major, minor = (int(p) for p in ex.id.split("."))
     return torch.Generator().manual_seed(SEED + 1000 * major + 10 * minor + k)

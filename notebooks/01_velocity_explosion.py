@@ -45,7 +45,7 @@ seed = 0
 figures_dir = None
 # Settings a reader may change; None means the value of the profile, which decides the scale.
 kac_pairs = [(1.0, 1.0), (4.0, 2.0), (25.0, 5.0)]  # (a, c) of the Kac flows, sections 1-2
-bound_pair = (25.0, 5.0)  # (a, c) of the d = 1, 2, 3 bound check of section 5
+bound_pair = (25.0, 5.0)  # (a, c) of the bound check of section 5 (dimensions 1 to 3)
 n_mc = None  # Monte-Carlo draws per check (smoke 20k, quick 100k, paper 1M)
 
 # %%

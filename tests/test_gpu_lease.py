@@ -94,6 +94,7 @@ def test_plan_runs_notebook_05_in_resumable_chunks(tmp_path):
     lease = _lease()
     work = tmp_path / "work"
     common = ["run", "--profile", "smoke", "--device", "cpu", "--work", str(work)]
+    common += ["--checkpoints", str(work / "ckpt")]  # smoke keeps none by default
     # 1st command: a time limit of 1 s, shorter than the kernel start, so the first model
     # stops after one step with a checkpoint (the budget only bounds the command itself)
     first = lease.main([*common, "--out", str(tmp_path / "out1"), "--budget", "10000",

@@ -28,7 +28,8 @@ Each command installs the notebook tool chain from a wheelhouse when it is missi
 machine has torch but not papermill, nbclient, ipykernel, jupytext; see
 ``tools/build_wheelhouse.sh``), then runs ``kacnb run 05 --profile paper --device cuda
 --time-limit S`` with ``S`` = budget - time used - ``--reserve``. Training stops cleanly at
-the limit with its checkpoints on the machine's disk (``--work``), sampling continues model
+the limit with its checkpoints on the machine's disk (``checkpoints/05_mnist/paper``, kept
+between commands while the machine stays lent), sampling continues model
 by model from saved samples, and the same command again resumes (exit status 3 means "run me
 again"). When the notebook completes, the executed notebook, its figures (PNG and PDF), the
 run record and the metrics JSON are copied to ``--out`` (at most ``--max-mib``, default 64
@@ -326,10 +327,11 @@ def run(args) -> dict:
         data_dir = ROOT / "data" / "mnist"  # where the plan carries the MNIST files
     if data_dir is not None:
         env["KACNB_DATA_DIR"] = str(data_dir.resolve())
-    ckpt = repr(str(work / "ckpt"))
     cmd = [python, "-m", "kacnb", "run", STEM, "--profile", args.profile, "--device",
            args.device, "--output-dir", str(work / "notebooks"), "--figures-dir",
-           str(work / "figures"), "--no-progress", "-p", f"checkpoints={ckpt}"]  # fmt: skip
+           str(work / "figures"), "--no-progress"]  # fmt: skip
+    if args.checkpoints is not None:  # (the executed notebook then shows this path)
+        cmd += ["-p", f"checkpoints={str(args.checkpoints.resolve())!r}"]
     if args.train_steps is not None:
         cmd += ["-p", f"train_steps={args.train_steps}"]
     if args.device.startswith("cuda"):
@@ -424,6 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="a shorter time limit for the first chunk (default: budget - used - reserve)",
+    )
+    pr.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="checkpoint folder (default: the notebook's, checkpoints/05_mnist/<profile>; "
+        "the smoke profile keeps none unless given)",
     )
     pr.add_argument("--work", type=Path, default=ROOT / "runs" / "lease05", help="machine disk")
     pr.add_argument("--wheelhouse", type=Path, default=None)

@@ -257,3 +257,72 @@ def test_atom_shares_of_the_training_targets():
         assert r["expected"] == pytest.approx(math.exp(-0.025))
         assert abs(r["on_atoms"] - r["expected"]) < 5 * r["se"]
         assert r["via_difference"] < r["expected"] - 50 * r["se"]
+
+
+def _exact_inputs():
+    oracle = {
+        "k1": {"share_50s": 0.95, "nfe": 400},
+        "k2": {"share_50s": 0.9, "nfe": 300},
+        "d": {"share_50s": 0.0, "nfe": 600},
+    }
+    distances = [
+        {"a": a, "c": c, "t": t, "rel": rel}
+        for (a, c), rels in (((25.0, 5.0), (0.98, 0.05)), ((1600.0, 10.0), (0.05, 0.001)))
+        for t, rel in zip((0.01, 0.5), rels, strict=True)
+    ]
+    return oracle, distances
+
+
+def test_exact_field_claims_reproduce_and_flip():
+    oracle, distances = _exact_inputs()
+    rows = gmm2d.exact_field_claims(oracle, distances, ["k1", "k2"], "d")
+    assert [r["verdict"] for r in rows] == ["reproduced"] * 3
+    assert "0.950, 0.900" in rows[0]["measured"] and "t=0.01: 0.98, 0.05" in rows[2]["measured"]
+    # a perfect network that misses the modes, a Kac field slower than diffusion, a distance
+    # that grows with a at one time: each flips its own row only
+    worse = {**oracle, "k2": {"share_50s": 0.4, "nfe": 300}}
+    slower = {**oracle, "k1": {"share_50s": 0.95, "nfe": 601}}
+    rising = [dict(d) for d in distances]
+    rising[-1]["rel"] = 0.06  # (1600, 10) at t = 0.5 above (25, 5)'s 0.05
+    for args, flipped in (
+        ((worse, distances), 0),
+        ((slower, distances), 1),
+        ((oracle, rising), 2),
+    ):
+        verdicts = [r["verdict"] for r in gmm2d.exact_field_claims(*args, ["k1", "k2"], "d")]
+        assert verdicts == ["differs" if i == flipped else "reproduced" for i in range(3)]
+
+
+def test_run_summary_is_computed_from_the_results():
+    specs = gmm2d.paper_models()
+    keys = [s.key for s in specs]
+    rows = {
+        k: {
+            "nll": 10.0 * (i + 1),
+            "share_50s": 0.1 * (i + 1),
+            "nearest": 0.01 * (i + 1),
+            "nfe": 100 + i,
+        }
+        for i, k in enumerate(keys)
+    }
+    loose = dict(zip(keys, (0.99, 0.98, 1.0, 0.5), strict=True))
+    best = dict(zip(keys, (80_000, 500_000, 300_000, 500_000), strict=True))
+    table = [
+        {"claim": "A", "measured": "1", "threshold": ">= 0", "verdict": "reproduced"},
+        {"claim": "B", "measured": "0.2", "threshold": ">= 0.5", "verdict": "differs"},
+    ]
+    text = gmm2d.run_summary(specs, rows, loose, best, 500_000, table)
+    assert text[0] == "1 of 2 claims reproduced at 500,000 iterations per model."
+    # Kac spans over the three Kac models, diffusion its own number
+    assert "Kac 98.0-100.0%, diffusion 50.0%" in text[1]
+    assert "Kac 10.0-30.0%, diffusion 40.0%" in text[1]
+    assert "Kac 10-30, diffusion 40" in text[2]
+    assert "Kac 100, 101, 102; diffusion 103" in text[3]
+    assert "(paper 80,000)" in text[4] and "still improving" in text[4]
+    assert specs[1].label in text[4].split("at the end of the budget for")[1]
+    assert text[5] == "Differs from the paper: B (0.2; threshold >= 0.5)."
+    table[1]["verdict"] = "reproduced"
+    best = dict.fromkeys(keys, 100_000)
+    text = gmm2d.run_summary(specs, rows, loose, best, 500_000, table)
+    assert text[-1] == "No claim differs from the paper at this scale."
+    assert "still improving" not in text[4]

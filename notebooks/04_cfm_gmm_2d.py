@@ -166,7 +166,7 @@ SETTINGS = {
         "n_trunc": 2000,
         "n_latent": 1000,
         "n_field": 2000,
-        "n_oracle": 500,
+        "n_oracle": 300,
         "checkpoint": True,
     },
 }

@@ -42,3 +42,33 @@ def test_readme_tables_match_the_committed_metrics():
     assert readme_tables.regenerate(text, ROOT / "figures" / "runs") == text, (
         "README tables are out of date: run python tools/readme_tables.py"
     )
+
+
+def test_models_block_puts_older_profiles_beside_the_current(tmp_path):
+    entry = {
+        "iterations": 20_000,
+        "best_iteration": 20_000,
+        "paper_best_iteration": 80_000,
+        "nll": 6515.0,
+        "coverage_5sigma": 0.00025,
+        "coverage_50sigma": 0.063,
+        "coverage_0.05": 0.99975,
+        "nearest": 0.0104,
+        "nfe": 200,
+        "max_speed": 14.7,
+    }
+    quick = {**METRICS, "models": {"kac_25_5": entry}}
+    paper = {
+        **METRICS,
+        "profile": "paper",
+        "models": {"kac_25_5": {**entry, "iterations": 500_000, "best_iteration": 440_000}},
+    }
+    (tmp_path / "history").mkdir()
+    (tmp_path / "history" / "98_demo.quick.metrics.json").write_text(json.dumps(quick))
+    (tmp_path / "98_demo.metrics.json").write_text(json.dumps(paper))
+    readme = "<!-- models-table 98_demo -->\n<!-- /models-table 98_demo -->\n"
+    new = readme_tables.regenerate(readme, tmp_path)
+    rows = [line for line in new.splitlines() if line.startswith("| kac_25_5")]
+    assert rows[0].startswith("| kac_25_5 | quick | 20,000 of 20,000 (80,000) | 6.52e+03 | 0.000")
+    assert rows[1].startswith("| kac_25_5 | paper | 440,000 of 500,000 (80,000) |")
+    assert readme_tables.regenerate(new, tmp_path) == new

@@ -8,6 +8,12 @@ generated block per notebook between two marker comments::
     ... generated, do not edit ...
     <!-- /metrics-table NN_name -->
 
+A second kind of block, between ``<!-- models-table NN_name -->`` and
+``<!-- /models-table NN_name -->``, holds
+the per-model numbers of the metrics file's ``"models"`` entry, next to those of every older
+run kept as ``figures/runs/history/NN_name.<profile>.metrics.json`` (e.g. the quick profile
+beside the paper profile).
+
 ``python tools/readme_tables.py`` rewrites every such block from the current metrics files;
 ``--check`` only compares and exits with 1 when a block is out of date (a test does the
 same). To add a table for another notebook, put an empty marker pair in the README where it
@@ -53,6 +59,58 @@ def render(metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+MODELS_BLOCK = re.compile(
+    r"(<!-- models-table (?P<name>[0-9A-Za-z_]+) -->\n)"
+    r"(?P<body>.*?)"
+    r"(<!-- /models-table (?P=name) -->)",
+    re.DOTALL,
+)
+# per-model columns: (metrics key, header, format)
+MODEL_COLUMNS = (
+    ("best_iteration", "best iteration (paper)", None),
+    ("nll", "NLL", ".3g"),
+    ("coverage_5sigma", "5 sigma", ".3f"),
+    ("coverage_50sigma", "50 sigma", ".3f"),
+    ("coverage_0.05", "within 0.05", ".3f"),
+    ("nearest", "nearest-mode dist.", ".2e"),
+    ("nfe", "NFE", "d"),
+    ("max_speed", "max learned speed", ".3g"),
+)
+
+
+def _model_cell(entry: dict, key: str, fmt: str | None) -> str:
+    if key == "best_iteration":
+        best, budget = entry["best_iteration"], entry["iterations"]
+        return f"{best:,} of {budget:,} ({entry['paper_best_iteration']:,})"
+    value = entry.get(key)
+    return "-" if value is None else format(value, fmt)
+
+
+def render_models(runs_by_profile: list[dict]) -> str:
+    """Per-model table, one row per (model, profile), from metrics files with ``"models"``."""
+    header = ["model", "profile"] + [h for _, h, _ in MODEL_COLUMNS]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    keys = list(runs_by_profile[-1]["models"])
+    for key in keys:
+        for metrics in runs_by_profile:
+            entry = metrics["models"].get(key)
+            if entry is None:
+                continue
+            cells = [key, metrics["profile"]]
+            cells += [_model_cell(entry, k, f) for k, _, f in MODEL_COLUMNS]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def load_history(name: str, runs: Path) -> list[dict]:
+    """Older runs of ``name`` (``runs/history/name.<profile>.metrics.json``), then the current."""
+    older = sorted((runs / "history").glob(f"{name}.*.metrics.json"))
+    return [json.loads(p.read_text(encoding="utf-8")) for p in older] + [load(name, runs)]
+
+
 def load(name: str, runs: Path) -> dict:
     path = runs / f"{name}.metrics.json"
     if not path.is_file():
@@ -66,7 +124,10 @@ def regenerate(text: str, runs: Path) -> str:
     def block(m: re.Match) -> str:
         return m.group(1) + render(load(m.group("name"), runs)) + m.group(4)
 
-    return BLOCK.sub(block, text)
+    def models(m: re.Match) -> str:
+        return m.group(1) + render_models(load_history(m.group("name"), runs)) + m.group(4)
+
+    return MODELS_BLOCK.sub(models, BLOCK.sub(block, text))
 
 
 def main(argv: list[str] | None = None) -> int:

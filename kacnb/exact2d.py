@@ -1,4 +1,4 @@
-"""Exact marginal velocity fields of the 2D mixture experiment (PAPER.md sections 3-5).
+"""Exact marginal velocity fields of the 2D mixture experiment (paper Sections 5-7).
 
 For ``X_0 ~ sum_k w_k N(m_k, s^2 I_d)`` (the grid mixture of notebook 04, or any isotropic
 mixture) and the componentwise Kac process ``K`` with rate ``a`` and speed ``c`` [66], the law
@@ -229,7 +229,7 @@ class _MixtureField:
         raise NotImplementedError
 
     def latent(self, x0: torch.Tensor, generator: torch.Generator | None = None):
-        """``x_T`` given starts ``x0`` (B, d): where generation starts (PAPER.md section 5)."""
+        """``x_T`` given starts ``x0`` (B, d): where generation starts (paper Section 7.1)."""
         return self.draw(self.T, x0, generator)
 
 

@@ -1,4 +1,4 @@
-"""Mathematical facts about the Kac process numerics (kacnb.kac), PAPER.md section 2.
+"""Mathematical facts about the Kac process numerics (kacnb.kac), paper Section 4.
 
 References are independent of the code under test: scipy quadrature of the density, the
 Poisson-Beta series for the CDF via scipy's regularised incomplete beta function, and
@@ -301,7 +301,7 @@ def test_float32_agrees_with_float64(a, c, t):
 
 @pytest.mark.parametrize("a,c,t", [(25.0, 5.0, 0.01), (1.0, 1.0, 1e-3), (25.0, 5.0, 0.5)])
 def test_float32_training_round_trip(a, c, t):
-    """The float32 path of a training draw (PAPER.md section 4): draw ``k = K(t)`` in float32,
+    """The float32 path of a training draw (paper Sections 6-7): draw ``k = K(t)`` in float32,
     build ``x = x0 + k`` in float32, and compare targets with the float64 reference
     ``v(t, k)`` [41].
 

@@ -22,7 +22,7 @@ from kacnb.mnist_exp import (
 
 
 def test_paper_models_are_the_papers_ten():
-    # PAPER.md section 5, Figures 7-8, written out here rather than read from the module.
+    # paper Section 7 and App. A.2, Figures 7-8, written out here rather than read from the module.
     pairs = [(1.0, 1.0), (25.0, 5.0), (100.0, 10.0), (225.0, 15.0), (900.0, 30.0)]
     models = paper_models()
     assert [(m.a, m.c, m.T) for m in models] == [(a, c, T) for T in (1.0, 5.0) for a, c in pairs]

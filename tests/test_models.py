@@ -54,7 +54,7 @@ def test_mlp_shape():
 
 
 def test_mlp_is_the_papers_network_on_x_and_t():
-    """PAPER.md section 5: fully connected, input (x, t), three hidden layers of 256, ReLU."""
+    """paper Section 7.1: fully connected, input (x, t), three hidden layers of 256, ReLU."""
     net = MLP(dim=2)
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [

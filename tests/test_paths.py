@@ -1,4 +1,4 @@
-"""The probability paths of kacnb.paths satisfy the identities of PAPER.md section 4."""
+"""The probability paths of kacnb.paths satisfy the identities of paper Sections 6-7."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _atom_share(path, t_value, n=20_000, seed=0):
 @pytest.mark.parametrize("mean_reverting", [False, True], ids=["kac", "mean-reverting"])
 @pytest.mark.parametrize("ac", list(SMALL_TIMES), ids=lambda ac: f"a{ac[0]:g}-c{ac[1]:g}")
 def test_float32_targets_keep_the_atoms(ac, mean_reverting):
-    # PAPER.md section 4: with probability exp(-a t) a component of K(t) sits on an atom
+    # paper Sections 6-7: with probability exp(-a t) a component of K(t) sits on an atom
     # |k| = c t, where the target speed is exactly c [41]. Computed from x_t - x0 in float32,
     # the atom moves inside the light cone and the interior formula gives ~ c t/(t + 2/a).
     kac = Kac(*ac)

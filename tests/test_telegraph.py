@@ -1,6 +1,6 @@
 """Tests for kacnb.telegraph: the telegrapher's equation and the law of X_0 + K(t).
 
-Each test asserts a mathematical fact (PAPER.md section 2): the PDE solution is the density
+Each test asserts a mathematical fact (paper Section 4): the PDE solution is the density
 of X_0 + K(t) (Thm 1, Prop 5), the law of K(t) has total mass 1 [30-31], and the telegraph
 density tends to the heat density when a, c -> infinity with c^2/a fixed (Thm 9).
 """

@@ -45,7 +45,7 @@ def test_velocity_solves_the_continuity_equation():
 
 
 def test_point_mass_limit_is_x_over_2t():
-    # From a single Dirac-like mode at 0 the field is x/(2t) (PAPER.md section 1, sigma = 1).
+    # From a single Dirac-like mode at 0 the field is x/(2t) (paper Section 3, sigma = 1).
     gmm = GaussianMixture(torch.zeros(1, 2, dtype=F64), 1e-8, torch.ones(1, dtype=F64))
     x = torch.randn(20, 2, dtype=F64, generator=torch.Generator().manual_seed(1))
     t = torch.full((20,), 0.3, dtype=F64)

@@ -1,4 +1,4 @@
-"""Tests for kacnb.flows: velocity fields of the flows of PAPER.md section 1.
+"""Tests for kacnb.flows: velocity fields of the flows of paper Section 3.
 
 Each test asserts a mathematical fact about ||v_t||^2_{L2(mu_t)} or the velocity field:
 closed forms for the coupling and diffusion flows, the bound d c^2 for Kac (Prop 11), the

@@ -20,7 +20,7 @@ def gen(seed=0):
 
 
 def test_paper_models():
-    # The listed models are the paper's (PAPER.md section 5), checked through what the paths
+    # The listed models are the paper's (paper Section 7.1), checked through what the paths
     # do, not through the constants they were built from.
     specs = gmm2d.paper_models(eps=1e-3)
     assert [s.key for s in specs] == ["kac_25_5", "kac_64_8", "kac_1600_10", "diffusion"]
@@ -247,7 +247,7 @@ def test_truncation_failure_counts_as_the_explosion():
 
 def test_atom_shares_of_the_training_targets():
     # exp(-a t) of the float32 targets sit on the atoms; evaluated through x_t - x0 with data
-    # of size ~10 (several binades) far fewer do (PAPER.md section 4)
+    # of size ~10 (several binades) far fewer do (paper Sections 6-7)
     from kacnb.kac import Kac
     from kacnb.paths import MeanRevertingKacPath
 

@@ -1,4 +1,4 @@
-"""Tests for kacnb.multid: componentwise Kac processes and product densities (PAPER.md sec. 3).
+"""Tests for kacnb.multid: componentwise Kac processes and product densities (paper Sections 5-6).
 
 Each test asserts a mathematical fact with an independent reference: closed-form Gaussian
 integrals, direct d-dimensional quadrature, Monte Carlo with the exact samplers, or a

@@ -1,6 +1,6 @@
 """Throughput, set-up cost and accuracy of the three Kac samplers, measured in one run.
 
-Samplers (PAPER.md section 2):
+Samplers (paper Section 4):
 
 * ``exact``  - Poisson-Beta construction, ``Kac.sample`` (no set-up);
 * ``table``  - inverse-CDF table interpolated in (t, level), ``KacTableSampler``

@@ -1,7 +1,7 @@
 """Train notebook 04's four models at the quick settings and write their sample metrics as JSON.
 
 Used once to measure the effect of the training-target fix (targets from the sampled noise,
-PAPER.md section 4): run it with the package before the fix and after it, same settings and
+paper Sections 6-7): run it with the package before the fix and after it, same settings and
 seeds, and compare. Usage::
 
     python tools/target_fix_baseline.py OUT.json [--steps 20000]

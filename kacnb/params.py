@@ -11,6 +11,7 @@ inside a computation.
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Sequence
 
@@ -50,6 +51,12 @@ def pairs(name: str, value, *, max_len: int = 8) -> list[tuple[float, float]]:
         raise _fail(name, must, example, value)
     out = []
     for item in items:
+        if isinstance(item, str):
+            # papermill writes a tuple inside an injected list as its text, e.g. '(4, 2)'
+            try:
+                item = ast.literal_eval(item)
+            except (ValueError, SyntaxError):
+                raise _fail(name, must, example, value) from None
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise _fail(name, must, example, value)
         a, c = (_number(v) for v in item)

@@ -243,6 +243,10 @@ def page_notebook(page: NotebookPage) -> nbformat.NotebookNode:
     """The executed notebook with two markdown cells appended: its figures and its verdict
     table (with the profile, device and commit of the run). Outputs are left as executed."""
     nb = nbformat.read(page.notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            # the notebooks link the notes as a repository file; on the site it is a page
+            cell.source = cell.source.replace("](../docs/paper-notes.md)", "](paper-notes.md)")
     figs = ["## Figures of this run", ""]
     for png in page.figures:
         figs += [

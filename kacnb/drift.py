@@ -44,6 +44,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .numtext import split_numbers
+
 __all__ = [
     "Tolerance",
     "METRIC_TOLERANCES",
@@ -148,11 +150,6 @@ def tolerance_for(
     return default
 
 
-# A number in text: optional sign, digits with optional decimals (or a leading dot), an
-# optional exponent; not preceded by a letter, digit or dot, so "d2" and "x1" stay text.
-_NUMBER_RE = re.compile(r"(?<![A-Za-z0-9_.])[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-
-
 def _last_digit(token: str) -> float:
     """One unit of the last printed digit of a number token (``"0.9030"`` -> 1e-4,
     ``"9.5e-05"`` -> 1e-6, ``"12"`` -> 1)."""
@@ -161,18 +158,12 @@ def _last_digit(token: str) -> float:
     return 10.0 ** (int(exponent or 0) - decimals)
 
 
-def _split(text: str) -> tuple[str, list[str]]:
-    numbers = _NUMBER_RE.findall(text)
-    skeleton = " ".join(_NUMBER_RE.sub("#", text).split())
-    return skeleton, numbers
-
-
 def compare_text(committed: str, fresh: str, tol: Tolerance) -> str | None:
     """``None`` when ``fresh`` agrees with ``committed``: the same text between the numbers
     (whitespace collapsed) and each pair of numbers within ``tol`` plus one unit of the
     coarser last printed digit; else a one-line reason."""
-    skel_c, nums_c = _split(committed)
-    skel_f, nums_f = _split(fresh)
+    skel_c, nums_c = split_numbers(committed)
+    skel_f, nums_f = split_numbers(fresh)
     if skel_c != skel_f:
         i = next(
             (k for k, (a, b) in enumerate(zip(skel_c, skel_f, strict=False)) if a != b),

@@ -16,14 +16,13 @@ from __future__ import annotations
 import math
 import re
 
+from kacnb.numtext import split_numbers
+
 __all__ = ["MARKER", "Tolerance", "parse_marker", "compare_text"]
 
 MARKER = "NBVAL_TOLERANCE"
 _MARKER_RE = re.compile(r"#\s*NBVAL_TOLERANCE\b(?P<args>[^\n]*)")
 _ARG_RE = re.compile(r"(rtol|atol)\s*=\s*([0-9.eE+-]+)")
-# A number: optional sign, digits with optional decimals (or leading dot), optional exponent.
-# Not preceded by a letter or digit, so "c2" or "x1" stay text; "1e-3" stays one number.
-_NUMBER_RE = re.compile(r"(?<![A-Za-z0-9_.])[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 class Tolerance:
@@ -57,9 +56,8 @@ def parse_marker(source: str) -> Tolerance | None:
 
 
 def _split(text: str) -> tuple[str, list[float]]:
-    numbers = [float(m) for m in _NUMBER_RE.findall(text)]
-    skeleton = " ".join(_NUMBER_RE.sub("#", text).split())
-    return skeleton, numbers
+    skeleton, tokens = split_numbers(text)
+    return skeleton, [float(t) for t in tokens]
 
 
 def compare_text(ref: str, new: str, tol: Tolerance) -> str | None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm  # text bars: tqdm.auto warns without ipywidgets
 
-__all__ = ["DigitClassifier", "train_classifier", "predict", "features"]
+__all__ = ["DigitClassifier", "train_classifier", "predict", "confidence", "features"]
 
 
 class DigitClassifier(nn.Module):
@@ -76,6 +76,15 @@ def predict(model: DigitClassifier, images: torch.Tensor, batch_size: int = 1000
     """Predicted digits (N,) for images (N, 1, 28, 28)."""
     device = next(model.parameters()).device
     return _batched(lambda x: model(x).argmax(1), images, device, batch_size)
+
+
+def confidence(
+    model: DigitClassifier, images: torch.Tensor, batch_size: int = 1000
+) -> torch.Tensor:
+    """The classifier's probability of its predicted digit, ``max_k softmax(logits)_k``, (N,)
+    in [0.1, 1] for images (N, 1, 28, 28): near 1 for a clear digit, low for a blot."""
+    device = next(model.parameters()).device
+    return _batched(lambda x: model(x).softmax(1).amax(1), images, device, batch_size)
 
 
 def features(model: DigitClassifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:

@@ -38,7 +38,7 @@ from .metrics import (
     wasserstein2,
 )
 from .models import MLP
-from .paths import DiffusionPath, KacPath
+from .paths import DiffusionPath, KacPath, RectifiedFlowPath
 from .report import row
 from .sampling import SampleResult, integrate
 from .train import TrainConfig, TrainResult, checkpoint_file, train
@@ -48,6 +48,7 @@ __all__ = [
     "ModelSpec",
     "Trained",
     "paper_models",
+    "baseline_model",
     "mixture_data",
     "generate",
     "nll_validator",
@@ -118,6 +119,26 @@ def paper_models(eps: float = 1e-3, T: float = 1.0, dim: int = 2) -> list[ModelS
         )
     )
     return specs
+
+
+def baseline_model(T: float = 1.0, sigma: float = 1.0) -> ModelSpec:
+    """The rectified-flow / OT-CFM baseline (not in the paper): ``X_t = (1 - t/T) X_0 +
+    (t/T) sigma Z`` (:class:`kacnb.paths.RectifiedFlowPath`), the default path of today's
+    flow-matching libraries.
+
+    Its latent ``sigma Z`` needs no data (the Kac and diffusion models start from
+    ``x0 + K(T)`` and ``x0 + W(T)``). Near the Dirac-like modes its marginal velocity behaves
+    like ``(x - m)/t`` as ``t -> 0`` (paper Section 3: the field of a coupling between a
+    Gaussian and point masses is not Lipschitz at the data end), so it has no speed bound;
+    ``paper_steps`` is 0 (the paper has no such model).
+    """
+    return ModelSpec(
+        key="rectified_flow",
+        label="rectified flow",
+        path=RectifiedFlowPath(T=T, sigma=sigma),
+        paper_steps=0,
+        speed_bound=None,
+    )
 
 
 def mixture_data(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .classifier import DigitClassifier, features, predict, train_classifier
+from .classifier import DigitClassifier, confidence, features, predict, train_classifier
 from .kac import Kac
 from .metrics import frechet_distance
 from .models import UNet
@@ -61,6 +61,7 @@ __all__ = [
     "stop_at_deadline",
     "AMP_DTYPES",
     "label_stats",
+    "CONFIDENT",
     "evaluate",
     "tile_images",
 ]
@@ -175,6 +176,8 @@ def train_model(
     directory: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    validate: Callable[[torch.nn.Module, torch.Generator], float] | None = None,
+    eval_every: int | None = None,
 ) -> Trained:
     """Train a :class:`~kacnb.models.UNet` on ``spec``'s path with the CFM loss [97].
 
@@ -186,6 +189,9 @@ def train_model(
     end) and a finished or interrupted run with the same settings and seed is resumed instead
     of started again. ``amp`` is part of the checkpoint name when set (it changes the
     arithmetic); ``channels_last`` and ``compile`` are not (they change only the speed).
+    ``validate(model, generator)`` is called with the sampling (EMA) weights every
+    ``eval_every`` steps (:func:`kacnb.train.train`; the learning curve of
+    :mod:`kacnb.learning_curve` measures sample quality this way).
     """
     s = {k: settings[k] for k in TRAIN_KEYS}
     amp = settings.get("amp")
@@ -214,9 +220,10 @@ def train_model(
         channels_last=bool(settings.get("channels_last", False)),
         progress=progress,
         desc=spec.key,
+        eval_every=eval_every,
     )
     t0 = time.perf_counter()
-    result = train(model, spec.path(), data, config, device=device)
+    result = train(model, spec.path(), data, config, validate=validate, device=device)
     seconds = time.perf_counter() - t0
     ema = s["ema"] if result.ema is not None else None
     return Trained(spec, result.eval_model().eval(), result, seconds, resumed, s["steps"], ema)
@@ -390,7 +397,9 @@ def generate_cached(
 def label_stats(pred: torch.Tensor, n_classes: int = 10) -> dict[str, float | torch.Tensor]:
     """Distribution of predicted labels (N,): ``shares`` (n_classes,) summing to 1, its
     Shannon ``entropy`` in nats, ``entropy_ratio`` = entropy / log(n_classes) (1: all
-    classes equally often, 0: one class only), ``max_share`` and ``min_share``."""
+    classes equally often, 0: one class only), ``max_share``, ``min_share`` and
+    ``coverage``, the number of classes predicted for at least half their fair share
+    (share >= 1 / (2 n_classes)): 10 for real digits, fewer when digits are missing."""
     counts = torch.bincount(pred.reshape(-1).cpu(), minlength=n_classes).to(torch.float64)
     shares = counts / counts.sum()
     nz = shares[shares > 0]
@@ -401,7 +410,12 @@ def label_stats(pred: torch.Tensor, n_classes: int = 10) -> dict[str, float | to
         "entropy_ratio": entropy / math.log(n_classes),
         "max_share": float(shares.max()),
         "min_share": float(shares.min()),
+        "coverage": int((shares >= 0.5 / n_classes).sum()),
     }
+
+
+#: Classifier probability from which a sample counts as a recognisable digit (``confident``).
+CONFIDENT = 0.9
 
 
 def evaluate(
@@ -410,10 +424,14 @@ def evaluate(
     """Scores of images (N, 1, 28, 28), clipped to the data range [-1, 1] first.
 
     ``fd``: Frechet distance between the classifier features of ``images`` and
-    ``reference_features`` (a held-out test set); plus :func:`label_stats` of the predictions.
+    ``reference_features`` (a held-out test set); ``confident``: share of the images whose
+    predicted digit has classifier probability >= :data:`CONFIDENT` (real test digits: about
+    0.98; noise: near 0); plus :func:`label_stats` of the predictions (``coverage``: digits
+    predicted for at least half their fair share).
     """
     x = images.clamp(-1.0, 1.0)
     out = {"fd": frechet_distance(features(classifier, x), reference_features)}
+    out["confident"] = float((confidence(classifier, x) >= CONFIDENT).double().mean())
     out.update(label_stats(predict(classifier, x)))
     return out
 

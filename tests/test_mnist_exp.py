@@ -151,3 +151,26 @@ def test_tile_images_places_each_image():
     assert torch.all(grid[:3, :4] == -0.5) and grid[0, 5] == 1.0
     assert torch.all(grid[4:, :4] == 0.5) and torch.all(grid[4:, 5:] == -1.0)  # empty slot
     assert torch.all(grid[3, :] == -1.0)  # padding row
+
+
+def test_label_coverage_counts_digits_with_half_their_share():
+    assert label_stats(torch.arange(10).repeat(7))["coverage"] == 10
+    assert label_stats(torch.full((20,), 3))["coverage"] == 1
+    # 100 labels: digit 9 gets exactly 5 (half its fair share, counted), digit 8 gets 4 (not)
+    pred = torch.cat([torch.full((11,), d) for d in range(8)] + [torch.full((4,), 8),
+                     torch.full((5,), 9), torch.full((3,), 0)])  # fmt: skip
+    assert pred.numel() == 100
+    assert label_stats(pred)["coverage"] == 9
+
+
+def test_confidence_is_the_softmax_of_the_predicted_digit():
+    from kacnb.classifier import DigitClassifier, confidence, predict
+
+    torch.manual_seed(0)
+    clf = DigitClassifier().eval()
+    x = torch.rand(7, 1, 28, 28) * 2 - 1
+    conf = confidence(clf, x, batch_size=3)
+    with torch.no_grad():
+        p = torch.softmax(clf(x).double(), 1)
+    torch.testing.assert_close(conf.double(), p.gather(1, predict(clf, x)[:, None])[:, 0])
+    assert bool((conf >= 0.1 - 1e-7).all()) and bool((conf <= 1).all())

@@ -1,0 +1,174 @@
+"""Sample quality against training time for one MNIST model (notebook 05, issue "quality per
+CPU-minute"): what a given number of CPU minutes buys, so that the quick profile's U-Net size,
+batch and step count can be chosen from a measurement instead of a guess.
+
+One :class:`QualityProbe` is handed to :func:`kacnb.mnist_exp.train_model` as its validation
+callback. Every ``eval_every`` steps it generates ``n_samples`` digits from the sampling (EMA)
+weights with the model's own explicit Euler sampler (paper Section 7, [98-99];
+:func:`kacnb.mnist_exp.generate`, the same latents each time) and records a
+:class:`CurvePoint`: the step, the **training** seconds so far (the probe's own sampling and
+scoring time is left out), the Frechet distance (FD) in the classifier's feature space and the
+share of confidently classified samples (:func:`kacnb.mnist_exp.evaluate`). When the training
+seconds reach ``budget_s`` the probe stops the run (:class:`BudgetReached`).
+:func:`measure` runs one configuration; :func:`pick` chooses the configuration that reaches
+the lowest FD within a per-model time budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .classifier import DigitClassifier
+from .mnist_exp import MnistModel, euler_steps, evaluate, generate, train_model
+
+__all__ = ["CurvePoint", "Curve", "BudgetReached", "QualityProbe", "measure", "best_within", "pick"]
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """Scores after ``step`` optimiser steps and ``train_s`` seconds of training (wall time,
+    sampling for the probe excluded): ``fd``, ``confident`` (share with classifier
+    probability >= 0.9), ``coverage`` (digits predicted for at least half their share);
+    ``sample_s``: seconds the probe spent generating its ``n_samples`` digits (the sampling
+    cost of this network, for the quick profile's time budget)."""
+
+    step: int
+    train_s: float
+    fd: float
+    confident: float
+    coverage: int
+    sample_s: float = 0.0
+
+
+@dataclass
+class Curve:
+    """The points of one configuration ``name`` with its training ``settings``."""
+
+    name: str
+    settings: dict
+    points: list[CurvePoint] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "settings": self.settings, "points": [asdict(p) for p in self.points]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Curve:
+        return cls(data["name"], dict(data["settings"]), [CurvePoint(**p) for p in data["points"]])
+
+
+class BudgetReached(Exception):
+    """The probe's training-time budget is spent (raised out of the training loop)."""
+
+
+class QualityProbe:
+    """Validation callback ``probe(model, generator) -> fd`` for :func:`kacnb.train.train`.
+
+    ``spec``: the model (its path and horizon ``T``); ``classifier`` and
+    ``reference_features`` (N_ref, 128): the FD yardstick; ``n_samples`` digits per point,
+    integrated with ``T / euler_dt`` Euler steps; ``seed`` fixes the latents (the same at every
+    point, so the curve's noise is the network's, not the draw's); ``eval_every`` must be the
+    training run's validation period (it turns a call into a step number). Training time is
+    measured between calls: call :meth:`start` right before training.
+    """
+
+    def __init__(
+        self,
+        spec: MnistModel,
+        classifier: DigitClassifier,
+        reference_features: torch.Tensor,
+        n_samples: int,
+        euler_dt: float,
+        eval_every: int,
+        seed: int = 0,
+        budget_s: float | None = None,
+        device: torch.device | str = "cpu",
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        if n_samples < 2:
+            raise ValueError(f"n_samples must be >= 2 (a covariance is needed), got {n_samples}")
+        self.spec = spec
+        self.classifier = classifier
+        self.reference_features = reference_features
+        self.n_samples = int(n_samples)
+        self.steps = euler_steps(spec.T, euler_dt)
+        self.eval_every = int(eval_every)
+        self.seed = int(seed)
+        self.budget_s = budget_s
+        self.device = torch.device(device)
+        self.clock = clock
+        self.points: list[CurvePoint] = []
+        self.train_s = 0.0
+        self._mark: float | None = None
+
+    def start(self) -> None:
+        """Start the training clock (again: time between calls counts as training)."""
+        self._mark = self.clock()
+
+    def __call__(self, model: torch.nn.Module, generator: torch.Generator) -> float:
+        if self._mark is None:
+            raise RuntimeError("QualityProbe.start() must be called before training")
+        self.train_s += self.clock() - self._mark
+        step = self.eval_every * (len(self.points) + 1)
+        gen = torch.Generator(self.device).manual_seed(self.seed)
+        t0 = self.clock()
+        with torch.no_grad():
+            x = generate(model, self.spec, self.n_samples, self.steps, gen).x
+        sample_s = self.clock() - t0
+        scores = evaluate(self.classifier, x, self.reference_features)
+        self.points.append(
+            CurvePoint(
+                step=step,
+                train_s=self.train_s,
+                fd=float(scores["fd"]),
+                confident=float(scores["confident"]),
+                coverage=int(scores["coverage"]),
+                sample_s=sample_s,
+            )
+        )
+        self._mark = self.clock()
+        if self.budget_s is not None and self.train_s >= self.budget_s:
+            raise BudgetReached(f"{self.train_s:.0f} s of training spent at step {step}")
+        return float(scores["fd"])
+
+
+def measure(
+    name: str,
+    spec: MnistModel,
+    data: Callable[[int, torch.Generator], torch.Tensor],
+    settings: dict,
+    probe: QualityProbe,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> Curve:
+    """Train ``spec`` with ``settings`` (those of :func:`kacnb.mnist_exp.train_model`; its
+    ``steps`` is an upper bound) and return the probe's points as a :class:`Curve`. The run
+    ends at ``settings["steps"]`` or when the probe's budget is spent; nothing is saved."""
+    probe.start()
+    try:
+        train_model(
+            spec, data, settings, device, None, seed, progress,
+            validate=probe, eval_every=probe.eval_every,
+        )  # fmt: skip
+    except BudgetReached:
+        pass
+    return Curve(name, dict(settings), list(probe.points))
+
+
+def best_within(curve: Curve, budget_s: float) -> CurvePoint | None:
+    """The point of lowest FD among those reached within ``budget_s`` training seconds."""
+    inside = [p for p in curve.points if p.train_s <= budget_s]
+    return min(inside, key=lambda p: p.fd) if inside else None
+
+
+def pick(curves: Sequence[Curve], budget_s: float) -> tuple[Curve, CurvePoint]:
+    """The configuration (and its point) with the lowest FD within ``budget_s`` seconds of
+    training per model; ``ValueError`` when no curve has a point inside the budget."""
+    best = [(c, p) for c in curves if (p := best_within(c, budget_s)) is not None]
+    if not best:
+        raise ValueError(f"no configuration has a measured point within {budget_s:g} s")
+    return min(best, key=lambda cp: cp[1].fd)

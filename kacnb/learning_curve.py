@@ -16,16 +16,33 @@ the lowest FD within a per-model time budget.
 
 from __future__ import annotations
 
+import json
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
 from .classifier import DigitClassifier
 from .mnist_exp import MnistModel, euler_steps, evaluate, generate, train_model
 
-__all__ = ["CurvePoint", "Curve", "BudgetReached", "QualityProbe", "measure", "best_within", "pick"]
+__all__ = [
+    "CurvePoint",
+    "Curve",
+    "BudgetReached",
+    "QualityProbe",
+    "measure",
+    "best_within",
+    "affordable_train_s",
+    "pick",
+    "RECORD",
+    "load_record",
+]
+
+#: Where ``tools/mnist_learning_curve.py`` writes its measurement (committed with the figures).
+RECORD = Path(__file__).resolve().parent.parent / "figures" / "runs" / "05_learning_curve.json"
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,11 @@ class Curve:
     points: list[CurvePoint] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "settings": self.settings, "points": [asdict(p) for p in self.points]}
+        return {
+            "name": self.name,
+            "settings": self.settings,
+            "points": [asdict(p) for p in self.points],
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> Curve:
@@ -165,10 +186,43 @@ def best_within(curve: Curve, budget_s: float) -> CurvePoint | None:
     return min(inside, key=lambda p: p.fd) if inside else None
 
 
-def pick(curves: Sequence[Curve], budget_s: float) -> tuple[Curve, CurvePoint]:
-    """The configuration (and its point) with the lowest FD within ``budget_s`` seconds of
-    training per model; ``ValueError`` when no curve has a point inside the budget."""
-    best = [(c, p) for c in curves if (p := best_within(c, budget_s)) is not None]
+def affordable_train_s(
+    curve: Curve, total_s: float, fixed_s: float, n_models: int, sampling_passes: float
+) -> float:
+    """Training seconds per model that a whole run of ``total_s`` seconds leaves for this
+    configuration: ``(total_s - fixed_s - sampling_passes * sample_s) / n_models``.
+
+    ``sample_s`` is the median time the probe needed for one batch of samples (its
+    ``n_samples`` digits, its number of Euler steps); ``sampling_passes`` is how many such
+    batches the run generates in all (notebook 05: the network evaluations per digit over all
+    models divided by the probe's Euler steps). A larger U-Net thus gets less training time,
+    because its sampling costs more. Can be negative (the configuration does not fit).
+    """
+    sample_s = statistics.median(p.sample_s for p in curve.points)
+    return (total_s - fixed_s - sampling_passes * sample_s) / n_models
+
+
+def pick(curves: Sequence[Curve], budget_s) -> tuple[Curve, CurvePoint]:
+    """The configuration (and its point) with the lowest FD within its training budget per
+    model: ``budget_s`` seconds, or ``budget_s(curve)`` when it is a function (such as
+    :func:`affordable_train_s` with the run's totals). ``ValueError`` when no curve has a
+    point inside its budget."""
+    budget = budget_s if callable(budget_s) else (lambda _c: budget_s)
+    best = [(c, p) for c in curves if (p := best_within(c, budget(c))) is not None]
     if not best:
-        raise ValueError(f"no configuration has a measured point within {budget_s:g} s")
+        raise ValueError(
+            "no configuration has a measured point within its budget"
+            + ("" if callable(budget_s) else f" of {budget_s:g} s")
+        )
     return min(best, key=lambda cp: cp[1].fd)
+
+
+def load_record(path: str | Path | None = None) -> dict | None:
+    """The committed learning-curve record (default :data:`RECORD`) with its ``curves`` as
+    :class:`Curve` objects, or ``None`` when the file does not exist."""
+    path = Path(path) if path is not None else RECORD
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    record["curves"] = [Curve.from_json(c) for c in record["curves"]]
+    return record

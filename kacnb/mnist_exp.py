@@ -31,7 +31,7 @@ from .classifier import DigitClassifier, confidence, features, predict, train_cl
 from .kac import Kac
 from .metrics import frechet_distance
 from .models import UNet
-from .paths import MeanRevertingKacPath
+from .paths import MeanRevertingKacPath, RectifiedFlowPath
 from .sampling import integrate
 from .train import (
     TimeLimitReached,
@@ -47,6 +47,7 @@ __all__ = [
     "PAIRS",
     "IMAGE_SHAPE",
     "MnistModel",
+    "BaselineModel",
     "paper_models",
     "euler_steps",
     "image_sampler",
@@ -64,6 +65,7 @@ __all__ = [
     "CONFIDENT",
     "evaluate",
     "tile_images",
+    "run_summary",
 ]
 
 #: The paper's pairs (a, c) for MNIST generation (Figures 7-8); c^2 / a = 1 for each.
@@ -93,6 +95,26 @@ class MnistModel:
     def path(self) -> MeanRevertingKacPath:
         """The probability path ``X_t = (1 - t/T) X_0 + K(t)`` [98-99]."""
         return MeanRevertingKacPath(Kac(self.a, self.c), T=self.T)
+
+
+@dataclass(frozen=True)
+class BaselineModel:
+    """The rectified-flow / OT-CFM baseline (not in the paper): ``X_t = (1 - t/T) X_0 +
+    (t/T) Z`` with ``Z ~ N(0, I)`` per pixel (:class:`kacnb.paths.RectifiedFlowPath`),
+    trained and sampled like the Kac models (its latent ``Z`` needs no data either)."""
+
+    T: float = 1.0
+
+    @property
+    def key(self) -> str:
+        return f"rf_T{self.T:g}"
+
+    @property
+    def label(self) -> str:
+        return f"rectified flow, T = {self.T:g}"
+
+    def path(self) -> RectifiedFlowPath:
+        return RectifiedFlowPath(T=self.T, sigma=1.0)
 
 
 def paper_models(horizons: Sequence[float] = (1.0, 5.0)) -> list[MnistModel]:
@@ -447,4 +469,75 @@ def tile_images(images: torch.Tensor, ncol: int, pad: int = 2, fill: float = 1.0
     for i in range(n):
         r, c = divmod(i, ncol)
         out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = x[i, 0]
+    return out
+
+
+def _span(values: Sequence[float], fmt: str) -> str:
+    lo, hi = min(values), max(values)
+    a, b = format(lo, fmt), format(hi, fmt)
+    return a if a == b else f"{a}-{b}"
+
+
+def run_summary(
+    specs: Sequence[MnistModel],
+    scores: dict[str, dict],
+    fd_floor: float,
+    n_samples: int,
+    table: Sequence[dict],
+    baseline: tuple[str, dict] | None = None,
+) -> list[str]:
+    """Sentences summarising one run of notebook 05, computed from its scores.
+
+    ``scores[spec.key]`` are :func:`evaluate`'s numbers plus ``fd_latent``; ``fd_floor`` the
+    FD of ``n_samples`` test digits; ``table`` the verdict rows; ``baseline`` an optional
+    ``(label, scores)`` of the rectified-flow model. The notebook prints the sentences, so
+    its summary describes whichever run produced it and is never typed in by hand.
+    """
+    out = []
+    n_ok = sum(r["verdict"] == "reproduced" for r in table)
+    out.append(f"{n_ok} of {len(table)} rows reproduced.")
+    by_t: dict[float, list[MnistModel]] = {}
+    for s in specs:
+        by_t.setdefault(s.T, []).append(s)
+    parts = [
+        f"{_span([scores[s.key]['fd'] for s in group], '.0f')} for T = {T:g}"
+        for T, group in sorted(by_t.items())
+    ]
+    ceiling = _span([scores[s.key]["fd_latent"] for s in specs], ".0f")
+    out.append(
+        f"FD {', '.join(parts)}, against a floor of {fd_floor:.0f} ({n_samples} test digits) "
+        f"and a latent-noise ceiling of {ceiling}."
+    )
+    out.append(
+        "Confidently classified samples (probability >= "
+        f"{CONFIDENT:g}): {_span([100 * scores[s.key]['confident'] for s in specs], '.0f')}%; "
+        f"digits covered (at least half their share): "
+        f"{_span([scores[s.key]['coverage'] for s in specs], 'd')} of 10."
+    )
+    for T, group in sorted(by_t.items()):
+        ranked = sorted(group, key=lambda s: scores[s.key]["fd"])
+        out.append(
+            f"T = {T:g}, from best to worst FD: "
+            + ", ".join(f"({s.a:g}, {s.c:g}) {scores[s.key]['fd']:.0f}" for s in ranked)
+            + "."
+        )
+    ones = {(s.a, s.c): s for s in by_t.get(1.0, [])}
+    pairs = [(ones[(s.a, s.c)], s) for s in by_t.get(5.0, []) if (s.a, s.c) in ones and s.a > 1]
+    if pairs:
+        change = [100 * (scores[s5.key]["fd"] / scores[s1.key]["fd"] - 1) for s1, s5 in pairs]
+        better = sum(c < 0 for c in change)
+        out.append(
+            "T = 5 against T = 1 for the larger pairs: FD change "
+            + ", ".join(f"{c:+.0f}%" for c in change)
+            + f" ({better} of {len(pairs)} better)."
+        )
+    if baseline is not None:
+        label, sc = baseline
+        kac1 = by_t.get(1.0, specs)
+        best = min(kac1, key=lambda s: scores[s.key]["fd"])
+        out.append(
+            f"{label}: FD {sc['fd']:.0f}, confident {100 * sc['confident']:.0f}%, against "
+            f"the best Kac model at the same horizon, ({best.a:g}, {best.c:g}), "
+            f"FD {scores[best.key]['fd']:.0f}."
+        )
     return out

@@ -10,6 +10,7 @@ import torch
 from kacnb import gmm2d
 from kacnb.kac import Kac, kac_velocity
 from kacnb.metrics import GaussianMixture, grid_mixture, nearest_mode_distance, nll
+from kacnb.models import MLP
 from kacnb.paths import DiffusionPath, KacPath
 
 F64 = torch.float64
@@ -326,3 +327,45 @@ def test_run_summary_is_computed_from_the_results():
     text = gmm2d.run_summary(specs, rows, loose, best, 500_000, table)
     assert text[-1] == "No claim differs from the paper at this scale."
     assert "still improving" not in text[4]
+
+
+def test_jacobian_norm_of_linear_and_coupling_fields():
+    # v = A x: the spectral norm is A's largest singular value, whatever x and t
+    A = torch.tensor([[2.0, 1.0], [0.0, -3.0]], dtype=F64)
+    x = torch.randn(6, 2, dtype=F64, generator=gen(11))
+    got = gmm2d.jacobian_norm(lambda t, y: y @ A.T, 0.3, x)
+    torch.testing.assert_close(got, torch.linalg.matrix_norm(A, ord=2).expand(6))
+    # the coupling field near a Dirac mode m, v = (x - m)/t (paper Section 3): norm 1/t
+    m = torch.tensor([1.0, -1.0], dtype=F64)
+    times = torch.tensor([0.1, 0.01, 0.001], dtype=F64)
+    pos = m + 0.01 * torch.randn(3, 5, 2, dtype=F64, generator=gen(12))
+    lip = gmm2d.lipschitz_along(lambda t, y: (y - m) / t[:, None], pos, times)
+    torch.testing.assert_close(lip, (1 / times)[:, None].expand(3, 5))
+    # a field with a coupling between the rows of a batch would be wrong here; an MLP is not
+    net = MLP(dim=2, width=16, depth=2).double()
+    xs = torch.randn(4, 2, dtype=F64, generator=gen(13))
+    one = torch.cat([gmm2d.jacobian_norm(net, 0.5, xs[i : i + 1]) for i in range(4)])
+    torch.testing.assert_close(gmm2d.jacobian_norm(net, 0.5, xs), one)
+
+
+def test_median_near_picks_the_log_closest_positive_time():
+    times = torch.tensor([1.0, 0.1, 0.01, 0.001, 0.0], dtype=F64)
+    values = torch.arange(15, dtype=F64).reshape(5, 3)
+    assert gmm2d.median_near(times, values, 0.002) == 10.0  # 0.001 (log-closer than 0.01)
+    assert gmm2d.median_near(times, values, 1e-9) == 10.0  # never the t = 0 row
+    assert gmm2d.median_near(times, values, 0.5) == 1.0
+
+
+def test_baseline_claims_flip_with_the_numbers():
+    rows = {
+        "k1": {"share_50s": 0.6, "nfe": 200},
+        "k2": {"share_50s": 0.8, "nfe": 300},
+        "rf": {"share_50s": 0.1, "nfe": 500},
+    }
+    good = gmm2d.baseline_claims(rows, ["k1", "k2"], "rf", lip_growth=60.0, speed_growth=1.2)
+    assert [r["verdict"] for r in good] == ["reproduced"] * 4
+    bad = gmm2d.baseline_claims(
+        {**rows, "rf": {"share_50s": 0.7, "nfe": 250}}, ["k1", "k2"], "rf", 3.0, 5.0
+    )
+    assert [r["verdict"] for r in bad] == ["differs"] * 4
+    assert "RF 0.700" in bad[2]["measured"] and "RF 250" in bad[3]["measured"]

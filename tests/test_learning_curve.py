@@ -82,7 +82,7 @@ def test_measure_trains_and_scores_at_each_period():
                     progress=False)  # fmt: skip
     assert [p.step for p in curve.points] == [2, 4, 6]
     times = [p.train_s for p in curve.points]
-    assert all(0 < s < u for s, u in zip(times, times[1:])) and times[0] > 0
+    assert all(0 < s < u for s, u in zip(times, times[1:], strict=False)) and times[0] > 0
     assert all(math.isfinite(p.fd) for p in curve.points)
     again = Curve.from_json(curve.to_json())
     assert again == curve
@@ -96,5 +96,32 @@ def test_pick_takes_the_lowest_fd_inside_the_budget():
     assert curve.name == "fast" and point.fd == 120
     curve, point = pick([slow, fast], 250)
     assert curve.name == "slow" and point.fd == 40
-    with pytest.raises(ValueError, match="within 5 s"):
+    with pytest.raises(ValueError, match="budget of 5 s"):
         pick([slow, fast], 5)
+
+
+def test_affordable_time_charges_each_configuration_its_sampling():
+    def curve(name, sample_s):
+        pts = [CurvePoint(10 * k, 30.0 * k, 300.0 / k, 0.1, 9, sample_s) for k in (1, 2, 3, 4)]
+        return Curve(name, {}, pts)
+
+    from kacnb.learning_curve import affordable_train_s
+
+    small, big = curve("small", 2.0), curve("big", 20.0)
+    # (1800 - 100 - 36 * 2) / 11 = 148 s; (1800 - 100 - 36 * 20) / 11 = 89 s
+    assert affordable_train_s(small, 1800, 100, 11, 36) == pytest.approx(1628 / 11)
+    assert affordable_train_s(big, 1800, 100, 11, 36) == pytest.approx(980 / 11)
+    # both curves are the same in training time; the cheaper sampler gets more of it
+    budget = lambda c: affordable_train_s(c, 1800, 100, 11, 36)  # noqa: E731
+    chosen, point = pick([big, small], budget)
+    assert chosen.name == "small" and point.train_s == 120
+
+
+def test_load_record_round_trip(tmp_path):
+    from kacnb.learning_curve import load_record
+
+    assert load_record(tmp_path / "missing.json") is None
+    c = Curve("x", {"base": 8}, [CurvePoint(5, 1.5, 200.0, 0.2, 7, 0.5)])
+    (tmp_path / "r.json").write_text(__import__("json").dumps({"curves": [c.to_json()], "n": 3}))
+    rec = load_record(tmp_path / "r.json")
+    assert rec["n"] == 3 and rec["curves"] == [c]

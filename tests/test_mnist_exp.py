@@ -174,3 +174,43 @@ def test_confidence_is_the_softmax_of_the_predicted_digit():
         p = torch.softmax(clf(x).double(), 1)
     torch.testing.assert_close(conf.double(), p.gather(1, predict(clf, x)[:, None])[:, 0])
     assert bool((conf >= 0.1 - 1e-7).all()) and bool((conf <= 1).all())
+
+
+def test_baseline_model_is_the_linear_interpolation_to_noise():
+    from kacnb.mnist_exp import BaselineModel
+
+    spec = BaselineModel(T=1.0)
+    assert spec.key == "rf_T1" and "rectified flow" in spec.label
+    x0 = torch.rand(5, 1, 28, 28) * 2 - 1
+    t = torch.full((5,), 0.25)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    xt, target = spec.path().draw(t, x0, g1)
+    z = torch.randn(x0.shape, generator=g2)
+    torch.testing.assert_close(xt, 0.75 * x0 + 0.25 * z)
+    torch.testing.assert_close(target, z - x0)
+    # generation starts from N(0, I) whatever the data
+    lat = spec.path().latent(torch.zeros(4000, 1, 2, 2), torch.Generator().manual_seed(4))
+    assert abs(float(lat.mean())) < 0.03 and abs(float(lat.std()) - 1) < 0.03
+
+
+def test_run_summary_is_computed_from_the_scores():
+    from kacnb.mnist_exp import paper_models, run_summary
+
+    specs = paper_models()
+    fds = [200, 150, 160, 170, 180, 300, 140, 150, 180, 190]  # T = 1, then T = 5
+    scores = {
+        s.key: {"fd": f, "fd_latent": 800 + i, "confident": 0.1 * (i % 5), "coverage": 8 + i % 3}
+        for i, (s, f) in enumerate(zip(specs, fds, strict=True))
+    }
+    table = [{"verdict": "reproduced"}, {"verdict": "differs"}, {"verdict": "reproduced"}]
+    out = run_summary(specs, scores, 31.6, 256, table, ("rectified flow, T = 1", {
+        "fd": 120.0, "confident": 0.5}))  # fmt: skip
+    text = " ".join(out)
+    assert out[0] == "2 of 3 rows reproduced."
+    assert "FD 150-200 for T = 1, 140-300 for T = 5" in text
+    assert "floor of 32 (256 test digits)" in text and "ceiling of 800-809" in text
+    assert "T = 1, from best to worst FD: (25, 5) 150, (100, 10) 160" in text
+    # T = 5 against T = 1 for (25, 5), (100, 10), (225, 15), (900, 30): 140/150, 150/160, ...
+    assert "FD change -7%, -6%, +6%, +6% (2 of 4 better)" in text
+    assert "rectified flow, T = 1: FD 120" in text and "(25, 5), FD 150" in text
+    assert "0-40%" in text and "8-10 of 10" in text

@@ -70,7 +70,9 @@ def _steps_per_second(spec, data, settings, device) -> float:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=360.0, help="training seconds per configuration")
+    parser.add_argument(
+        "--budget", type=float, default=360.0, help="training seconds per configuration"
+    )
     parser.add_argument("--points", type=int, default=10, help="scored points per configuration")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--n-samples", type=int, default=256, help="digits per scored point")

@@ -66,7 +66,9 @@ from .truncation import diffusion_velocity
 __all__ = [
     "KacMixtureField",
     "DiffusionMixtureField",
+    "RectifiedMixtureField",
     "exact_field",
+    "speed_and_lipschitz",
     "smoothed_kac_1d",
     "field_error",
     "oracle_samples",
@@ -318,21 +320,101 @@ class DiffusionMixtureField(_MixtureField):
         return x0 + self.sigma * torch.sqrt(tt)[:, None] * z
 
 
+class RectifiedMixtureField(_MixtureField):
+    """Law and exact velocity of ``(1 - t/T) X_0 + (t/T) sigma Z``, ``X_0 ~ gmm`` (the
+    rectified-flow / OT-CFM baseline, :class:`kacnb.paths.RectifiedFlowPath`).
+
+    With ``u = t/T``, ``mu_t`` is the mixture of ``N((1 - u) m_k, v I)``,
+    ``v = (1 - u)^2 s^2 + u^2 sigma^2``; the velocity is the conditional mean of the target
+    ``(sigma Z - X_0)/T`` given ``X_t = x`` (Cor 15's construction for this path): with the
+    posterior weights ``w_k(x)`` and the per-mode posterior mean of ``X_0``,
+    ``E[X_0 | x, k] = m_k + (1 - u) s^2 / v (x - (1 - u) m_k)``, and
+    ``sigma Z = (x - (1 - u) X_0)/u``. Near a Dirac-like mode it is ``(x - m_k)/t`` (paper
+    Section 3): bounded along the flow, Lipschitz constant ``1/t``. Defined for
+    ``0 < t <= T``.
+    """
+
+    def __init__(self, gmm: GaussianMixture, sigma: float = 1.0, T: float = 1.0):
+        self.gmm = gmm
+        self.sigma = positive_scalar("sigma", sigma)
+        self.T = positive_scalar("T", T)
+        self.t_min = 0.0
+        self.std = float(gmm.std)
+
+    def __repr__(self) -> str:
+        return f"RectifiedMixtureField(sigma={self.sigma:g}, T={self.T:g}, std={self.std:g})"
+
+    def _parts(self, t, x):
+        u = (t / self.T)[:, None]  # (B, 1)
+        var = (1.0 - u) ** 2 * self.std**2 + u**2 * self.sigma**2  # (B, 1)
+        means = self.gmm.means.to(x)
+        centre = (1.0 - u)[:, :, None] * means[None]  # (B, K, d)
+        sq = (x[:, None, :] - centre).pow(2).sum(-1)  # (B, K)
+        log_comp = (
+            -0.5 * self.dim * torch.log(2.0 * math.pi * var)
+            - sq / (2.0 * var)
+            + torch.log(self.gmm.weights.to(x))[None]
+        )
+        return u, var, means, centre, log_comp
+
+    def _velocity(self, t, x):
+        if bool((t <= 0).any()):
+            raise ValueError("the rectified-flow field is defined for t > 0 only")
+        u, var, means, centre, log_comp = self._parts(t, x)
+        w = torch.softmax(log_comp, dim=1)[..., None]  # (B, K, 1)
+        gain = ((1.0 - u) * self.std**2 / var)[:, :, None]  # (B, 1, 1)
+        x0_k = means[None] + gain * (x[:, None, :] - centre)  # E[X_0 | x, k]
+        x0 = (w * x0_k).sum(1)
+        noise = (x - (1.0 - u) * x0) / u  # E[sigma Z | x]
+        return (noise - x0) / self.T
+
+    def _log_density(self, t, x):
+        return torch.logsumexp(self._parts(t, x)[-1], dim=1)
+
+    def draw(self, t, x0: torch.Tensor, generator: torch.Generator | None = None):
+        """``(1 - t/T) x0 + (t/T) sigma Z`` for starts ``x0`` (B, d) (the path's draw)."""
+        tt = _times(t, x0.shape[0]).to(device=x0.device, dtype=x0.dtype)[:, None] / self.T
+        z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        return (1.0 - tt) * x0 + tt * self.sigma * z
+
+
 def exact_field(path, gmm: GaussianMixture | None = None) -> _MixtureField:
     """The exact field of a path of :mod:`kacnb.paths` for the mixture ``gmm`` (default grid).
 
     ``KacPath`` gives :class:`KacMixtureField` with its ``(a, c, T)``; ``DiffusionPath`` gives
     :class:`DiffusionMixtureField` with its ``sigma``, ``T`` and ``t_min = eps``. Other paths
-    (mean-reverting, rectified flow) are refused with a ``ValueError``.
+    ``RectifiedFlowPath`` gives :class:`RectifiedMixtureField`. The mean-reverting path is
+    refused with a ``ValueError``.
     """
-    from .paths import DiffusionPath, KacPath, MeanRevertingKacPath
+    from .paths import DiffusionPath, KacPath, MeanRevertingKacPath, RectifiedFlowPath
 
     gmm = gmm if gmm is not None else grid_mixture()
     if isinstance(path, KacPath) and not isinstance(path, MeanRevertingKacPath):
         return KacMixtureField(gmm, path.kac.a, path.kac.c, T=path.T)
     if isinstance(path, DiffusionPath):
         return DiffusionMixtureField(gmm, path.sigma, T=path.T, t_min=path.t_min)
-    raise ValueError(f"no exact field for {path!r}: only KacPath and DiffusionPath")
+    if isinstance(path, RectifiedFlowPath):
+        return RectifiedMixtureField(gmm, path.sigma, T=path.T)
+    raise ValueError(
+        f"no exact field for {path!r}: only KacPath, DiffusionPath and RectifiedFlowPath"
+    )
+
+
+def speed_and_lipschitz(
+    field: _MixtureField, t: float, n: int, generator: torch.Generator | None = None
+) -> tuple[float, float]:
+    """Medians over ``n`` exact draws of ``mu_t`` of the speed ``|v_t(x)|`` and of the local
+    Lipschitz constant, the spectral norm of ``dv_t/dx`` by central differences with step
+    ``1e-3 t`` (the fields are smooth on the scale ``t`` of the spread around a mode)."""
+    x = field.sample(t, n, generator)
+    h = 1e-3 * t
+    cols = []
+    for i in range(field.dim):
+        e = torch.zeros(field.dim, dtype=torch.float64)
+        e[i] = h
+        cols.append((field.velocity(t, x + e) - field.velocity(t, x - e)) / (2 * h))
+    lip = torch.linalg.matrix_norm(torch.stack(cols, dim=-1), ord=2)
+    return float(field.velocity(t, x).norm(dim=1).median()), float(lip.median())
 
 
 # ---------------------------------------------------------------------------- (a) field error

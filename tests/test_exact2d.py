@@ -13,6 +13,7 @@ import torch
 from kacnb.exact2d import (
     DiffusionMixtureField,
     KacMixtureField,
+    RectifiedMixtureField,
     exact_field,
     field_error,
     kac_vs_diffusion_distance,
@@ -212,7 +213,7 @@ def test_exact_field_from_the_paper_models():
     assert [type(f).__name__ for f in fields] == ["KacMixtureField"] * 3 + ["DiffusionMixtureField"]
     assert [(f.a, f.c) for f in fields[:3]] == [(25, 5), (64, 8), (1600, 10)]
     assert fields[3].t_min == 1e-3 and fields[3].sigma == 1.0
-    with pytest.raises(ValueError, match="only KacPath and DiffusionPath"):
+    with pytest.raises(ValueError, match="only KacPath, DiffusionPath and RectifiedFlowPath"):
         exact_field(MeanRevertingKacPath(Kac(1.0, 1.0)))
     with pytest.raises(ValueError, match="shape"):
         fields[0].velocity(0.5, torch.zeros(3, 3, dtype=F64))
@@ -295,3 +296,51 @@ def test_kac_field_approaches_the_diffusion_field():
     for k in range(2):
         assert dist[k + 1] + 4 * se[k + 1] < dist[k] - 4 * se[k]
     assert rows[-1]["rel"] < 0.5 * rows[0]["rel"]
+
+
+def test_rectified_field_law_continuity_and_conditional_mean():
+    # law: the mixture of N((1 - u) m_k, ((1 - u)^2 s^2 + u^2 sigma^2) I)
+    gmm = _skewed_mixture(0.1)
+    field = RectifiedMixtureField(gmm, sigma=0.8, T=2.0)
+    t = 0.6  # u = 0.3
+    x = field.sample(t, 40, torch.Generator().manual_seed(5))
+    var = 0.7**2 * 0.1**2 + 0.3**2 * 0.8**2
+    shrunk = GaussianMixture(0.7 * gmm.means, math.sqrt(var), gmm.weights)
+    assert torch.allclose(field.log_density(t, x), shrunk.log_prob(x), rtol=0, atol=1e-12)
+    # continuity equation [2] by finite differences
+    res, dp_dt = _continuity_residual(field, t, x, h=1e-4, dt=1e-5)
+    assert float(res.abs().max()) < 1e-5 * float(dp_dt.abs().max())
+    # the conditional mean of the target (sigma Z - X0)/T by Monte Carlo near one point
+    g = torch.Generator().manual_seed(6)
+    n = 400_000
+    x0 = gmm.sample(n, generator=g, dtype=F64)
+    z = torch.randn(n, 2, generator=g, dtype=F64)
+    xt = 0.7 * x0 + 0.3 * 0.8 * z
+    point = xt[:1].clone()
+    near = (xt - point).norm(dim=1) < 0.03
+    target = (0.8 * z[near] - x0[near]) / 2.0
+    mc, se = target.mean(0), target.std(0) / math.sqrt(int(near.sum()))
+    exact = field.velocity(t, point)[0]
+    assert int(near.sum()) > 300
+    assert bool(((mc - exact).abs() < 5 * se + 0.02).all()), (mc, exact, se)
+
+
+def test_rectified_field_near_dirac_modes_is_the_coupling_field():
+    # paper Section 3: near a Dirac-like mode v = (x - m)/t, so |v| stays of order one while
+    # the Lipschitz constant is 1/t
+    from kacnb.exact2d import speed_and_lipschitz
+
+    field = RectifiedMixtureField(grid_mixture(std=1e-4))
+    g = torch.Generator().manual_seed(7)
+    s1, l1 = speed_and_lipschitz(field, 0.1, 4000, g)
+    s3, l3 = speed_and_lipschitz(field, 1e-3, 4000, g)
+    assert s3 / s1 == pytest.approx(1.0, abs=0.05)
+    assert l1 == pytest.approx(10.0, rel=0.01) and l3 == pytest.approx(1e3, rel=0.01)
+    # the diffusion field instead: speed ~ t^(-1/2) near a mode (at t = 0.1 the blurred modes
+    # still overlap, so the growth over these times is even larger than tenfold)
+    dif = DiffusionMixtureField(grid_mixture(std=1e-4))
+    d1, _ = speed_and_lipschitz(dif, 0.1, 4000, g)
+    d3, _ = speed_and_lipschitz(dif, 1e-3, 4000, g)
+    assert d3 / d1 > 5
+    with pytest.raises(ValueError, match="t > 0"):
+        field.velocity(0.0, torch.zeros(2, 2, dtype=F64))

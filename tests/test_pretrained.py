@@ -111,7 +111,7 @@ def test_shipped_bundle_reproduces_the_committed_metrics():
     committed = _committed()
     assert committed["profile"] == "paper", "notebook 04 is not committed from the paper profile"
     entries, info = pretrained.load_bundle(pretrained.default_dir(), BUNDLE)
-    specs = {s.key: s for s in gmm2d.paper_models(eps=1e-3, T=1.0)}
+    specs = {s.key: s for s in [*gmm2d.paper_models(eps=1e-3, T=1.0), gmm2d.baseline_model()]}
     gmm = grid_mixture(std=1e-4)
     assert set(entries) == set(committed["models"]) == set(specs)
     for key, entry in entries.items():

@@ -47,6 +47,7 @@ from .train import checkpoint_dir as default_checkpoint_dir
 __all__ = [
     "ModelSpec",
     "Trained",
+    "PAPER_PAIRS",
     "paper_models",
     "baseline_model",
     "mixture_data",
@@ -94,22 +95,29 @@ class ModelSpec:
         return self.speed_bound is not None
 
 
-def paper_models(eps: float = 1e-3, T: float = 1.0, dim: int = 2) -> list[ModelSpec]:
-    """The four models of Figure 5: Kac (25, 5), (64, 8), (1600, 10) and diffusion.
+#: The Kac pairs (a, c) of Figure 5 and the iterations of their selected checkpoints.
+PAPER_PAIRS = {(25.0, 5.0): 80_000, (64.0, 8.0): 280_000, (1600.0, 10.0): 460_000}
+
+
+def paper_models(
+    eps: float = 1e-3, T: float = 1.0, dim: int = 2, pairs: Sequence | None = None
+) -> list[ModelSpec]:
+    """The models of Figure 5: Kac (25, 5), (64, 8), (1600, 10), then diffusion.
 
     All use ``T`` (paper: 1). Kac paths are standard (not mean-reverting) ``X_0 + K(t)`` [66];
-    the diffusion path ``X_0 + W(t)`` (sigma = 1) lives on ``[eps, T]``.
+    the diffusion path ``X_0 + W(t)`` (sigma = 1) lives on ``[eps, T]``. ``pairs`` replaces
+    the paper's Kac pairs (a reader's choice); a pair that is not the paper's has
+    ``paper_steps`` 0.
     """
     specs = []
-    for (a, c), steps in zip(
-        [(25, 5), (64, 8), (1600, 10)], [80_000, 280_000, 460_000], strict=True
-    ):
+    chosen = list(PAPER_PAIRS) if pairs is None else [(float(a), float(c)) for a, c in pairs]
+    for a, c in chosen:
         specs.append(
             ModelSpec(
-                key=f"kac_{a}_{c}",
-                label=f"Kac ({a}, {c})",
-                path=KacPath(Kac(float(a), float(c)), T=T),
-                paper_steps=steps,
+                key=f"kac_{a:g}_{c:g}",
+                label=f"Kac ({a:g}, {c:g})",
+                path=KacPath(Kac(a, c), T=T),
+                paper_steps=PAPER_PAIRS.get((a, c), 0),
                 speed_bound=c * math.sqrt(dim),
             )
         )
@@ -952,7 +960,11 @@ def run_summary(
     at_end = [s.label for s in specs if best_steps[s.key] >= budget]
     out.append(
         "Selected checkpoints: "
-        + ", ".join(f"{s.label} {best_steps[s.key]:,} (paper {s.paper_steps:,})" for s in specs)
+        + ", ".join(
+            f"{s.label} {best_steps[s.key]:,} "
+            + (f"(paper {s.paper_steps:,})" if s.paper_steps else "(not in the paper)")
+            for s in specs
+        )
         + (
             f"; at the end of the budget for {', '.join(at_end)} (still improving there)."
             if at_end

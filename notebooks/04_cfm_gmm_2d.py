@@ -70,6 +70,9 @@ device = "auto"
 seed = 0
 figures_dir = None
 pretrained = False  # True: load the shipped paper-scale models instead of training
+# The Kac pairs (a, c) to train beside diffusion (None: the paper's (25, 5), (64, 8),
+# (1600, 10)); other pairs are trained afresh (not in the shipped models).
+kac_pairs = None
 
 # %%
 # ruff: noqa: E402 (the imports follow the parameters cell)
@@ -83,7 +86,7 @@ import numpy as np
 import torch
 from matplotlib.animation import FuncAnimation
 
-from kacnb import exact2d, gmm2d, report, runtime
+from kacnb import exact2d, gmm2d, params, report, runtime
 from kacnb import pretrained as shipped
 from kacnb.latent import excess as latent_excess
 from kacnb.latent import latent_claims, latent_gap
@@ -102,8 +105,18 @@ rt = runtime.setup(profile, device, seed)
 STEM = "04_cfm_gmm_2d"
 EPS = 1e-3  # diffusion truncation (see the settings table below)
 EPS_STUDY = (1e-2, 1e-3, 1e-4, 1e-5)  # truncations measured with the exact field (section 7)
-MODELS = gmm2d.paper_models(eps=EPS, T=1.0)
+if kac_pairs is not None:
+    kac_pairs = params.pairs("kac_pairs", kac_pairs, max_len=6)
+    if pretrained and {tuple(p) for p in kac_pairs} - set(gmm2d.PAPER_PAIRS):
+        raise params.ParameterError(
+            "parameter pretrained=True loads the paper's pairs only; "
+            "leave kac_pairs unset, or train with pretrained=False"
+        )
+MODELS = gmm2d.paper_models(eps=EPS, T=1.0, pairs=kac_pairs)
 KEYS = [m.key for m in MODELS]
+KAC_MODELS = [m for m in MODELS if m.is_kac]
+KAC_KEYS = [m.key for m in KAC_MODELS]
+DIFF_KEY = next(m.key for m in MODELS if not m.is_kac)
 PAPER_STEPS = {m.key: m.paper_steps for m in MODELS}
 
 SETTINGS = {
@@ -188,7 +201,8 @@ RADII = (5e-4, 5e-3, 0.05)
 TIGHT, MID, LOOSE = RADII
 checkpoint_dir = gmm2d.default_checkpoint_dir(STEM, profile) if cfg["checkpoint"] else None
 gmm = grid_mixture(std=1e-4)
-MODEL_COLORS = dict(zip(KEYS, [COLORS[2], COLORS[3], COLORS[4], COLORS[7]], strict=True))
+KAC_COLORS = [COLORS[i] for i in (2, 3, 4, 5, 6, 8)]
+MODEL_COLORS = {**dict(zip(KAC_KEYS, KAC_COLORS, strict=False)), DIFF_KEY: COLORS[7]}
 
 # %% [markdown]
 # ## Settings
@@ -254,7 +268,7 @@ print(f"nearest-mode distance, exact s sqrt(pi/2): {gmm2d.blur_distance(gmm.std)
 print(f"  measured on exact samples:               {exact_q['nearest']:.4g}")
 print(f"diffusion floor, eps = {EPS:g}:              {gmm2d.blur_distance(gmm.std, 1.0, EPS):.4g}")
 print(f"W2 between two exact sample sets (n = {cfg['n_w2']}): {exact_q['w2']:.3f}")
-for m in MODELS[:3]:
+for m in KAC_MODELS:
     print(f"{m.label}: speed bound c sqrt(2) = {m.speed_bound:.3f}")
 
 # %% [markdown]
@@ -273,7 +287,7 @@ for m in MODELS[:3]:
 n_check = 20_000
 check_gen = torch.Generator().manual_seed(seed)
 print(f"{'model':15s} {'t':>7s} {'exp(-at)':>9s} {'on atoms':>9s} {'+-3 se':>7s} {'via x-x0':>9s}")
-for spec in MODELS[:3]:
+for spec in KAC_MODELS:
     for t_small in (0.1 / spec.path.kac.a, 1.0 / spec.path.kac.a):
         mix = gmm2d.atom_shares(
             spec.path, t_small, gmm.sample(n_check, generator=check_gen), check_gen
@@ -484,7 +498,8 @@ for spec in MODELS:
 # $\sqrt\varepsilon$ floor computed in section 1.
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(18, 4.9))
+fig, axes = plt.subplots(1, len(MODELS), figsize=(4.5 * len(MODELS), 4.9), squeeze=False)
+axes = axes[0]
 fig.subplots_adjust(left=0.04, right=0.99, bottom=0.1, top=0.8, wspace=0.18)
 n_show = min(2000, cfg["n_gen"])
 LIM5 = 1.5
@@ -505,7 +520,7 @@ for ax, spec in zip(axes, MODELS, strict=True):
     res = trained[spec.key].result
     ax.set_title(
         f"{spec.label}\nbest NLL at {res.best_step:,} of {cfg['steps']:,} it."
-        f" (paper {spec.paper_steps // 1000}k)",
+        + (f" (paper {spec.paper_steps // 1000}k)" if spec.paper_steps else ""),
         fontsize=10,
     )
 axes[0].set_ylabel("$x^2$")
@@ -536,7 +551,7 @@ plt.show()
 # 41 times equally spaced in $\sqrt t$, so that the final collapse is not a single frame.
 
 # %%
-spec25 = MODELS[0]
+spec25 = KAC_MODELS[0]  # (25, 5) unless kac_pairs says otherwise
 x0_fig4 = gmm.sample(cfg["n_fig4"], generator=rt.generator, device=rt.device)
 xT_fig4 = spec25.path.latent(x0_fig4, generator=rt.generator)
 PANEL_TIMES = torch.tensor([1.0, 0.5, 0.25, 0.1, 0.03, 0.0])
@@ -697,7 +712,7 @@ for r in trunc:
         f"{r['eps']:7.0e} {r['status']:>20s} {r['nfe']:5d} {r['speed']:10.3g} "
         f"{r['blob_std']:9.3g} {cov[TIGHT]:6.3f} {cov[MID]:6.3f}"
     )
-print(f"largest Kac speed bound c sqrt(2): {max(m.speed_bound for m in MODELS[:3]):.3g}")
+print(f"largest Kac speed bound c sqrt(2): {max(m.speed_bound for m in KAC_MODELS):.3g}")
 
 # %% [markdown]
 # What to look for: the NFE grows as $\varepsilon$ shrinks (the field's size grows like
@@ -754,9 +769,8 @@ else:
 # NBVAL_CHECK_OUTPUT
 # NBVAL_TOLERANCE rtol=0 atol=0.002
 latent_gen = torch.Generator().manual_seed(seed)
-gaps = latent_gap(
-    gmm, [(25.0, 5.0), (64.0, 8.0), (1600.0, 10.0)], (0.25, 1.0, 4.0), cfg["n_latent"], latent_gen
-)
+KAC_PAIRS = [(m.path.kac.a, m.path.kac.c) for m in KAC_MODELS]
+gaps = latent_gap(gmm, KAC_PAIRS, (0.25, 1.0, 4.0), cfg["n_latent"], latent_gen)
 print(f"W2 between latents, {cfg['n_latent']} samples each")
 print(f"{'(a, c)':>12s} {'T':>5s} {'x0+K vs K':>10s} {'floor':>7s} {'excess':>7s} {'MR vs K':>8s}")
 for g in gaps:
@@ -880,7 +894,7 @@ for spec in MODELS:
 # NBVAL_CHECK_OUTPUT
 # NBVAL_TOLERANCE rtol=0.3 atol=0.02
 distances = exact2d.kac_vs_diffusion_distance(
-    [(25.0, 5.0), (64.0, 8.0), (1600.0, 10.0)],
+    KAC_PAIRS,
     (0.01, 0.1, 0.5, 1.0),
     cfg["n_field"],
     field_gen,
@@ -1073,11 +1087,11 @@ print(
 
 # %%
 table = (
-    gmm2d.claims(rows, KEYS[:3], KEYS[3], gmm2d.blur_distance(gmm.std, 1.0, EPS), truncation=trunc)
+    gmm2d.claims(rows, KAC_KEYS, DIFF_KEY, gmm2d.blur_distance(gmm.std, 1.0, EPS), truncation=trunc)
     + latent_claims(gaps)
-    + gmm2d.exact_field_claims(oracle, distances, KEYS[:3], KEYS[3])
+    + gmm2d.exact_field_claims(oracle, distances, KAC_KEYS, DIFF_KEY)
     + gmm2d.baseline_claims(
-        rows, KEYS[:3], BASELINE.key, rf_lip_growth, rf_speed_growth, exact=rf_exact_growth
+        rows, KAC_KEYS, BASELINE.key, rf_lip_growth, rf_speed_growth, exact=rf_exact_growth
     )
 )
 report.print_verdicts(table)

@@ -32,6 +32,7 @@ def run(tmp_path, *argv):
         ("01", "kac_pairs=[(1, 0)]", "parameter kac_pairs must be a list of 1 to 6 distinct"),
         ("02", "t_paths=-1", "parameter t_paths must be a number > 0"),
         ("03", "pairs=[(25, 5, 1)]", "parameter pairs must be a list of 1 to 4 distinct"),
+        ("04", "kac_pairs=[(1, 0)]", "parameter kac_pairs must be a list of 1 to 6 distinct"),
     ],
 )
 def test_a_refused_value_names_the_parameter(tmp_path, notebook, param, message):
@@ -65,3 +66,21 @@ def test_notebook_03_runs_with_other_pairs_and_times(tmp_path):
     assert "(a, c) = (1, 1)" not in lines and "(a, c) = (25, 5)" not in lines  # ... only these
     metrics = json.loads((tmp_path / "fig" / "runs" / "03_kac_multid.metrics.json").read_text())
     assert metrics["profile"] == "smoke" and metrics["rows"]
+
+
+def test_notebook_04_refuses_pretrained_weights_for_other_pairs(tmp_path):
+    proc = run(tmp_path, "04", "-p", "pretrained=True", "-p", "kac_pairs=[(4, 2)]")
+    assert proc.returncode != 0
+    assert "pretrained=True loads the paper's pairs only" in proc.stdout + proc.stderr
+
+
+def test_notebook_04_runs_with_other_pairs(tmp_path):
+    # a reader's (a, c) beside one of the paper's: every section and verdict row follows
+    proc = run(tmp_path, "04", "-p", "kac_pairs=[(4, 2), (25, 5)]")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads((tmp_path / "fig" / "runs" / "04_cfm_gmm_2d.metrics.json").read_text())
+    assert set(metrics["models"]) == {"kac_4_2", "kac_25_5", "diffusion", "rectified_flow"}
+    assert metrics["models"]["kac_4_2"]["paper_best_iteration"] is None
+    assert metrics["models"]["kac_25_5"]["paper_best_iteration"] == 80_000
+    first = metrics["rows"][0]["measured"]  # "share: <one per Kac model> (5 s: ...)"
+    assert first.startswith("share: ") and len(first.split(" (5 s")[0].split(",")) == 2

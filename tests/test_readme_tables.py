@@ -72,3 +72,16 @@ def test_models_block_puts_older_profiles_beside_the_current(tmp_path):
     assert rows[0].startswith("| kac_25_5 | quick | 20,000 of 20,000 (80,000) | 6.52e+03 | 0.000")
     assert rows[1].startswith("| kac_25_5 | paper | 440,000 of 500,000 (80,000) |")
     assert readme_tables.regenerate(new, tmp_path) == new
+
+
+def test_models_block_of_mnist_shows_fd_confidence_and_coverage(tmp_path):
+    entry = {"a": 25.0, "c": 5.0, "T": 1.0, "euler_steps": 20, "fd": 81.27, "fd_latent": 896.1,
+             "confident": 0.5312, "coverage": 9.0, "entropy_ratio": 0.95}  # fmt: skip
+    rf = {**entry, "a": None, "c": None, "fd": 120.0}
+    metrics = {**METRICS, "notebook": "05_mnist", "models": {"a25_c5_T1": entry, "rf_T1": rf}}
+    (tmp_path / "05_mnist.metrics.json").write_text(json.dumps(metrics))
+    readme = "<!-- models-table 05_mnist -->\n<!-- /models-table 05_mnist -->\n"
+    new = readme_tables.regenerate(readme, tmp_path)
+    assert "| model | profile | Euler steps | FD | FD of the latent | confident share |" in new
+    assert "| a25_c5_T1 | quick | 20 | 81.3 | 896 | 0.531 | 9 | 0.950 |" in new
+    assert "| rf_T1 | quick | 20 | 120.0 |" in new

@@ -65,30 +65,50 @@ MODELS_BLOCK = re.compile(
     r"(<!-- /models-table (?P=name) -->)",
     re.DOTALL,
 )
-# per-model columns: (metrics key, header, format)
-MODEL_COLUMNS = (
-    ("best_iteration", "best iteration (paper)", None),
-    ("nll", "NLL", ".3g"),
-    ("coverage_5sigma", "5 sigma", ".3f"),
-    ("coverage_50sigma", "50 sigma", ".3f"),
-    ("coverage_0.05", "within 0.05", ".3f"),
-    ("nearest", "nearest-mode dist.", ".2e"),
-    ("nfe", "NFE", "d"),
-    ("max_speed", "max learned speed", ".3g"),
-)
+# per-model columns of each notebook: (metrics key, header, format)
+MODEL_COLUMNS = {
+    "04_cfm_gmm_2d": (
+        ("best_iteration", "best iteration (paper)", None),
+        ("nll", "NLL", ".3g"),
+        ("coverage_5sigma", "5 sigma", ".3f"),
+        ("coverage_50sigma", "50 sigma", ".3f"),
+        ("coverage_0.05", "within 0.05", ".3f"),
+        ("nearest", "nearest-mode dist.", ".2e"),
+        ("nfe", "NFE", "d"),
+        ("max_speed", "max learned speed", ".3g"),
+    ),
+    "05_mnist": (
+        ("euler_steps", "Euler steps", "d"),
+        ("fd", "FD", ".1f"),
+        ("fd_latent", "FD of the latent", ".0f"),
+        ("confident", "confident share", ".3f"),
+        ("coverage", "digits covered", ".0f"),
+        ("entropy_ratio", "label entropy / log 10", ".3f"),
+    ),
+}
 
 
 def _model_cell(entry: dict, key: str, fmt: str | None) -> str:
     if key == "best_iteration":
-        best, budget = entry["best_iteration"], entry["iterations"]
-        return f"{best:,} of {budget:,} ({entry['paper_best_iteration']:,})"
+        best, budget, paper = (
+            entry["best_iteration"],
+            entry["iterations"],
+            entry.get("paper_best_iteration"),
+        )
+        return f"{best:,} of {budget:,} ({'not in the paper' if paper is None else f'{paper:,}'})"
     value = entry.get(key)
     return "-" if value is None else format(value, fmt)
 
 
 def render_models(runs_by_profile: list[dict]) -> str:
-    """Per-model table, one row per (model, profile), from metrics files with ``"models"``."""
-    header = ["model", "profile"] + [h for _, h, _ in MODEL_COLUMNS]
+    """Per-model table, one row per (model, profile), from metrics files with ``"models"``;
+    the columns are those of the notebook (:data:`MODEL_COLUMNS`)."""
+    current = runs_by_profile[-1]
+    columns = MODEL_COLUMNS.get(current.get("notebook"))
+    if columns is None:  # another notebook: the column set that its entries fill best
+        entry = next(iter(current["models"].values()))
+        columns = max(MODEL_COLUMNS.values(), key=lambda cols: sum(k in entry for k, _, _ in cols))
+    header = ["model", "profile"] + [h for _, h, _ in columns]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -100,7 +120,7 @@ def render_models(runs_by_profile: list[dict]) -> str:
             if entry is None:
                 continue
             cells = [key, metrics["profile"]]
-            cells += [_model_cell(entry, k, f) for k, _, f in MODEL_COLUMNS]
+            cells += [_model_cell(entry, k, f) for k, _, f in columns]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

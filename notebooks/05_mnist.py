@@ -38,6 +38,9 @@ train_steps = None
 # Folder for checkpoints and saved samples (None: checkpoints/05_mnist/<profile> at the
 # repository root, and nothing saved for smoke); a time-limited run resumes from it.
 checkpoints = None
+# The (a, c) pairs, each trained for T = 1 and T = 5 (None: the paper's five, (1, 1),
+# (25, 5), (100, 10), (225, 15), (900, 30)); other pairs are trained afresh.
+pairs = None
 # On a CUDA device the paper profile trains and samples with bf16 autocast, channels_last
 # and torch.compile (its "gpu" settings); False: plain float32 (e.g. when the gradient
 # check of benchmarks/bench_train_mnist.py fails on that device).
@@ -72,6 +75,7 @@ from kacnb.mnist_exp import (
     tile_images,
     train_model,
 )
+from kacnb.mnist_exp import claims as mnist_claims
 from kacnb.multid import kac_increment_second_moment
 from kacnb.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
 
@@ -156,7 +160,8 @@ if checkpoints is not None:
     ckpt_dir = checkpoints
 else:
     ckpt_dir = None if profile == "smoke" else checkpoint_dir("05_mnist", profile)
-MODELS = paper_models()  # (a, c) in PAIRS for T = 1, then for T = 5
+RUN_PAIRS = PAIRS if pairs is None else params.pairs("pairs", pairs, max_len=8)
+MODELS = paper_models(pairs=RUN_PAIRS)  # every pair for T = 1, then for T = 5
 # Euler steps per model: one step size T/N = euler_dt for both horizons.
 N_EULER = {spec.key: euler_steps(spec.T, cfg["euler_dt"], cfg["n_saved"]) for spec in MODELS}
 # The variant that keeps the number of steps of T = 1 for T = 5 (a step five times larger).
@@ -456,8 +461,9 @@ def sample_figure(T, stem, title):
         len(models_T),
         figsize=(2.9 * len(models_T), 2.9 * grid_rows / N_GRID + 1.0),
         constrained_layout=True,
+        squeeze=False,
     )
-    for ax, spec in zip(axes, models_T, strict=True):
+    for ax, spec in zip(axes[0], models_T, strict=True):
         grid = tile_images(samples[spec.key].x[: N_GRID**2], N_GRID)
         ax.imshow(grid, cmap="gray", vmin=-1, vmax=1)
         bare(ax)
@@ -488,7 +494,11 @@ sample_figure(5.0, "fig08_mnist_T5", "Figure 8: mean-reverting Kac samples, T = 
 side = IMAGE_SHAPE[-1]
 panel_h = 6.0 * cfg["n_traj"] / cfg["n_saved"]  # inches, for panels 6 inches wide
 fig, axes = plt.subplots(
-    len(PAIRS), 2, figsize=(12.5, 1.0 + (panel_h + 0.75) * len(PAIRS)), constrained_layout=True
+    len(RUN_PAIRS),
+    2,
+    figsize=(12.5, 1.0 + (panel_h + 0.75) * len(RUN_PAIRS)),
+    constrained_layout=True,
+    squeeze=False,
 )
 for col, T in enumerate((1.0, 5.0)):
     for row, spec in enumerate(s for s in MODELS if s.T == T):
@@ -550,7 +560,10 @@ print(
 )
 
 # %%
-fig, axes = plt.subplots(2, 5, figsize=(14, 5), constrained_layout=True, sharey=True)
+n_pairs = len(RUN_PAIRS)
+fig, axes = plt.subplots(
+    2, n_pairs, figsize=(2.8 * n_pairs, 5), constrained_layout=True, sharey=True, squeeze=False
+)
 test_shares = torch.bincount(test_y, minlength=10).double() / test_y.numel()
 for ax, spec in zip(axes.flat, MODELS, strict=True):
     ax.bar(range(10), scores[spec.key]["shares"].numpy(), color=GENERATED, label="samples")
@@ -654,56 +667,13 @@ for spec in [*(s for s in MODELS if s.T == 1.0), BASELINE]:
 # with the rectified-flow baseline. The verdicts are computed.
 
 # %%
-fd = {(s.a, s.T): scores[s.key]["fd"] for s in MODELS}
-large = [s.a for s in MODELS[:5] if s.a > 1]  # 25, 100, 225, 900
-claims = []
-for T in (1.0, 5.0):
-    others = [fd[(a, T)] for a in large]
-    claims.append(
-        report.row(
-            f"T={T:g}: (1,1) has the worst FD",
-            f"{fd[(1.0, T)]:.4g} vs max of others {max(others):.4g}",
-            "(1,1) > every larger pair",
-            fd[(1.0, T)] > max(others),
-        )
-    )
-better_t5 = sum(fd[(a, 5.0)] < fd[(a, 1.0)] for a in large)
-claims.append(
-    report.row(
-        "T=5 improves the larger pairs", f"{better_t5} of 4 improve", ">= 3 of 4", better_t5 >= 3
-    )
-)
-fd_same_count = {s.a: scores_same_count[s.key]["fd"] for s in MODELS if s.T == 5.0}
-better_same_count = sum(fd_same_count[a] < fd[(a, 1.0)] for a in large)
-claims.append(
-    report.row(
-        f"T=5 with N = {N_SAME_COUNT} (step x5) improves them",
-        f"{better_same_count} of 4 improve",
-        ">= 3 of 4",
-        better_same_count >= 3,
-    )
-)
-beats_noise = sum(scores[s.key]["fd"] < scores[s.key]["fd_latent"] for s in MODELS)
-claims.append(
-    report.row(
-        "ours: samples beat their latent noise",
-        f"{beats_noise} of 10",
-        "10 of 10",
-        beats_noise == 10,
-    )
-)
-claims.append(
-    report.row("ours: classifier accuracy", f"{accuracy:.4f}", ">= 0.98", accuracy >= 0.98)
-)
-fd_rf = scores[BASELINE.key]["fd"]
-fd_kac1 = {s.a: fd[(s.a, 1.0)] for s in MODELS if s.T == 1.0}
-claims.append(
-    report.row(
-        "ours: the best Kac model (T=1) beats rectified flow in FD",
-        f"best Kac {min(fd_kac1.values()):.4g} vs rectified flow {fd_rf:.4g}",
-        "best Kac < rectified flow",
-        min(fd_kac1.values()) < fd_rf,
-    )
+claims = mnist_claims(
+    MODELS,
+    scores,
+    scores_same_count,
+    N_SAME_COUNT,
+    accuracy,
+    baseline=(BASELINE.key, scores[BASELINE.key]),
 )
 scale = {"smoke": "regression check only", "quick": "small CPU models, indicative"}
 print(f"profile {profile}: {scale.get(profile, 'the paper-sized setting')}")
@@ -790,7 +760,7 @@ else:
 
     def afford(curve):
         return learning_curve.affordable_train_s(
-            curve, QUICK_TOTAL_S, QUICK_FIXED_S, len(MODELS) + 1, SAMPLING_PASSES
+            curve, QUICK_TOTAL_S, QUICK_FIXED_S, 2 * len(PAIRS) + 1, SAMPLING_PASSES
         )
 
     chosen, point = learning_curve.pick(record["curves"], afford)

@@ -214,3 +214,40 @@ def test_run_summary_is_computed_from_the_scores():
     assert "FD change -7%, -6%, +6%, +6% (2 of 4 better)" in text
     assert "rectified flow, T = 1: FD 120" in text and "(25, 5), FD 150" in text
     assert "0-40%" in text and "8-10 of 10" in text
+
+
+def _fd_scores(specs, fds):
+    return {s.key: {"fd": f, "fd_latent": 900.0} for s, f in zip(specs, fds, strict=True)}
+
+
+def test_claims_follow_the_paper_and_flip_with_the_numbers():
+    from kacnb.mnist_exp import claims, paper_models
+
+    specs = paper_models()
+    # the paper's picture: (1, 1) worst at both horizons, T = 5 better for the larger pairs
+    paper_like = _fd_scores(specs, [300, 90, 95, 100, 105, 280, 80, 85, 90, 110])
+    coarse = {s.key: {"fd": paper_like[s.key]["fd"] + 1} for s in specs if s.T == 5.0}
+    rows = claims(specs, paper_like, coarse, 20, 0.99, ("rf_T1", {"fd": 120.0}))
+    assert [r["verdict"] for r in rows] == ["reproduced"] * 7
+    assert rows[2]["measured"] == "3 of 4 improve" and rows[2]["threshold"] == ">= 3 of 4"
+    # (1, 1) best, T = 5 worse, a latent beaten by its samples' FD, the baseline ahead
+    flipped = _fd_scores(specs, [80, 90, 95, 100, 105, 85, 120, 125, 130, 950])
+    coarse = {s.key: {"fd": flipped[s.key]["fd"]} for s in specs if s.T == 5.0}
+    rows = claims(specs, flipped, coarse, 20, 0.97, ("rf_T1", {"fd": 50.0}))
+    assert [r["verdict"] for r in rows] == ["differs"] * 7
+    assert rows[4]["measured"] == "9 of 10"
+
+
+def test_claims_for_a_readers_pairs_leave_out_what_they_cannot_test():
+    from kacnb.mnist_exp import claims, paper_models
+
+    specs = paper_models(pairs=[(4, 2), (25, 5)])
+    assert [s.key for s in specs] == ["a4_c2_T1", "a25_c5_T1", "a4_c2_T5", "a25_c5_T5"]
+    scores = _fd_scores(specs, [100, 110, 90, 95])
+    coarse = {s.key: scores[s.key] for s in specs if s.T == 5.0}
+    rows = claims(specs, scores, coarse, 20, 0.99)
+    names = [r["claim"] for r in rows]
+    assert not any("(1,1)" in n for n in names)  # no (1, 1) to compare with
+    assert "T=5 improves the larger pairs" in names
+    assert rows[names.index("T=5 improves the larger pairs")]["threshold"] == ">= 2 of 2"
+    assert rows[-1]["claim"] == "ours: classifier accuracy"

@@ -33,6 +33,7 @@ def run(tmp_path, *argv):
         ("02", "t_paths=-1", "parameter t_paths must be a number > 0"),
         ("03", "pairs=[(25, 5, 1)]", "parameter pairs must be a list of 1 to 4 distinct"),
         ("04", "kac_pairs=[(1, 0)]", "parameter kac_pairs must be a list of 1 to 6 distinct"),
+        ("05", "pairs=[(1, -1)]", "parameter pairs must be a list of 1 to 8 distinct"),
     ],
 )
 def test_a_refused_value_names_the_parameter(tmp_path, notebook, param, message):

@@ -54,7 +54,7 @@ cloud_times = [0.0, 0.1, 0.3, 1.0, 2.0]  # times of the point-cloud figure
 n_cloud = None  # points of the cloud (smoke 400, quick 1500, paper 4000)
 n_mc = None  # Monte-Carlo draws per velocity norm (smoke 20k, quick 200k, paper 2M)
 interactive = False  # True: sliders for the explorer at the end (needs ipywidgets)
-explore_t = 0.3  # time of the static figure of the explorer, 0 <= t <= 2
+explore_t = 0.3  # time of the static figure of the explorer, between 0 and 2
 
 # %%
 # ruff: noqa: E402 (the imports follow the parameters cell)

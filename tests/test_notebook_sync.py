@@ -107,3 +107,25 @@ def test_published_outputs_carry_no_local_paths(spec):
     for path in files:
         hits = sorted(set(LOCAL_PATH.findall(path.read_text(encoding="utf-8"))))
         assert not hits, f"{path.name} mentions local paths {hits}: re-run it"
+
+
+@pytest.mark.parametrize("spec", NOTEBOOK_PARAMS)
+def test_papermill_reads_every_line_of_the_parameters_cell(spec, caplog):
+    """papermill parses each assignment of the parameters cell (what ``-p`` may change); a
+    comment it cannot read (e.g. one holding ``<=``) only logs "Unable to parse line" and
+    that parameter is then missing from ``papermill --help-notebook``."""
+    import logging
+
+    from papermill.translators import PythonTranslator
+
+    nb = jupytext.read(ROOT / "notebooks" / f"{spec.stem}.py")
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = [
+        line.split("=")[0].strip()
+        for line in cell.source.splitlines()
+        if re.match(r"^[A-Za-z_]\w*\s*=", line)
+    ]
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        found = [p.name for p in PythonTranslator.inspect(cell)]
+    assert not [r.getMessage() for r in caplog.records if "Unable to parse" in r.getMessage()]
+    assert found == assigned

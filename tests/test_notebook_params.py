@@ -85,3 +85,15 @@ def test_notebook_04_runs_with_other_pairs(tmp_path):
     assert metrics["models"]["kac_25_5"]["paper_best_iteration"] == 80_000
     first = metrics["rows"][0]["measured"]  # "share: <one per Kac model> (5 s: ...)"
     assert first.startswith("share: ") and len(first.split(" (5 s")[0].split(",")) == 2
+
+
+def test_notebook_05_runs_with_other_pairs(tmp_path):
+    proc = run(tmp_path, "05", "-p", "pairs=[(4, 2), (25, 5)]")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads((tmp_path / "fig" / "runs" / "05_mnist.metrics.json").read_text())
+    assert set(metrics["models"]) == {
+        "a4_c2_T1", "a25_c5_T1", "a4_c2_T5", "a25_c5_T5", "rf_T1"
+    }  # fmt: skip
+    claims = [r["claim"] for r in metrics["rows"]]
+    assert not any("(1,1)" in c for c in claims)  # nothing to compare (1, 1) with
+    assert "T=5 improves the larger pairs" in claims

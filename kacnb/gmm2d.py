@@ -910,14 +910,18 @@ def run_summary(
     best_steps: dict[str, int],
     budget: int,
     table: Sequence[dict],
+    baseline: tuple[ModelSpec, dict, float, int] | None = None,
 ) -> list[str]:
     """Sentences summarising one run of notebook 04, computed from its results.
 
     ``rows`` are the per-model rows of :func:`claims` (``nll``, ``share_50s``, ``nearest``,
     ``nfe``; Kac models also ``bound``), ``coverage_loose`` the share within 0.05 of a mode,
     ``best_steps`` the selected (best validation NLL) iterations, ``budget`` the iterations
-    per model, ``table`` the verdict rows. Returns one string per sentence; the notebook
-    prints them, so the summary of a committed run is never typed in by hand.
+    per model, ``table`` the verdict rows; ``baseline`` optionally ``(spec, row, loose share,
+    selected iteration)`` of the rectified-flow model. Rows whose claim starts with "ours:"
+    are the project's comparisons, reported apart from the paper's claims. Returns one
+    string per sentence; the notebook prints them, so the summary of a committed run is never
+    typed in by hand.
     """
     kac = [s for s in specs if s.is_kac]
     dif = [s for s in specs if not s.is_kac]
@@ -971,15 +975,27 @@ def run_summary(
             else "."
         )
     )
-    differs = [r for r in table if r["verdict"] != "reproduced"]
-    if differs:
+    if baseline is not None:
+        spec, r, loose, best = baseline
         out.append(
-            "Differs from the paper: "
-            + "; ".join(
-                f"{r['claim']} ({r['measured']}; threshold {r['threshold']})" for r in differs
-            )
-            + "."
+            f"Baseline {spec.label} (not in the paper; same budget, network and solver): "
+            f"within 50 mode standard deviations {100 * r['share_50s']:.1f}%, within 0.05 "
+            f"{100 * loose:.1f}%, NLL {r['nll']:.3g}, nearest-mode distance "
+            f"{r['nearest']:.2g}, {r['nfe']} dopri5 evaluations, selected checkpoint {best:,}."
         )
+
+    def listed(rows):
+        return "; ".join(
+            f"{r['claim']} ({r['measured']}; threshold {r['threshold']})" for r in rows
+        )
+
+    differs = [r for r in table if r["verdict"] != "reproduced"]
+    paper = [r for r in differs if not r["claim"].startswith("ours:")]
+    ours = [r for r in differs if r["claim"].startswith("ours:")]
+    if paper:
+        out.append("Differs from the paper: " + listed(paper) + ".")
     else:
         out.append("No claim differs from the paper at this scale.")
+    if ours:
+        out.append("Our own comparisons that differ: " + listed(ours) + ".")
     return out

@@ -39,6 +39,9 @@ __all__ = [
     "pick",
     "RECORD",
     "load_record",
+    "QUICK_TOTAL_S",
+    "QUICK_FIXED_S",
+    "quick_choice",
 ]
 
 #: Where ``tools/mnist_learning_curve.py`` writes its measurement (committed with the figures).
@@ -226,3 +229,25 @@ def load_record(path: str | Path | None = None) -> dict | None:
     record = json.loads(path.read_text())
     record["curves"] = [Curve.from_json(c) for c in record["curves"]]
     return record
+
+
+#: Notebook 05's quick profile must finish in this many seconds on a 2-core CPU (issue target).
+QUICK_TOTAL_S = 1800.0
+#: Its fixed costs: loading MNIST, training the classifier, Figure 6, plotting (seconds).
+QUICK_FIXED_S = 150.0
+
+
+def quick_choice(
+    record: dict, n_models: int = 11, sampling_passes: float = 36.0
+) -> tuple[Curve, CurvePoint]:
+    """The configuration and step count of notebook 05's quick profile, from a record of
+    :func:`load_record`: the lowest FD that each configuration reaches within the training
+    time per model it can afford (:func:`affordable_train_s` with :data:`QUICK_TOTAL_S`,
+    :data:`QUICK_FIXED_S`, ``n_models`` trained models and ``sampling_passes`` probe-sized
+    sampling batches: for 05 the ten Kac models and the baseline, and 720 Euler evaluations
+    per digit over all of them against the probe's 20)."""
+
+    def afford(curve: Curve) -> float:
+        return affordable_train_s(curve, QUICK_TOTAL_S, QUICK_FIXED_S, n_models, sampling_passes)
+
+    return pick(record["curves"], afford)

@@ -959,7 +959,9 @@ else:
         progress=profile != "smoke",
         **TRAIN,
     )
-    print(f"{BASELINE.label}: {cfg['steps']:,} iterations, {trained[BASELINE.key].seconds:.1f} s")
+    seconds = trained[BASELINE.key].seconds
+    how = "loaded the finished run" if checkpoint_dir is not None and seconds < 5.0 else "trained"
+    print(f"{BASELINE.label}: {cfg['steps']:,} iterations, {how} ({seconds:.1f} s)")
 generate_and_score(BASELINE, trained[BASELINE.key].model)
 rows[BASELINE.key] = model_row(BASELINE)
 lipschitz = {
@@ -1002,8 +1004,9 @@ print(f"{BASELINE.label}: selected checkpoint {trained[BASELINE.key].result.best
 # **Speed and Lipschitz constant along the trajectories.** Left: median learned speed;
 # right: median spectral norm of the Jacobian, with the exact coupling field's $1/t$
 # (dotted). What to look for: the rectified flow's speed stays of order one down to
-# $t = 0$ while its Lipschitz constant climbs along $1/t$ (Section 3's prediction); the
-# diffusion speed climbs like $t^{-1/2}$ instead. The Kac fields are not smooth either: the
+# $t = 0$ while its Lipschitz constant climbs along $1/t$ (Section 3's prediction) until the
+# network stops resolving the field, where the curve levels off; the diffusion speed climbs
+# like $t^{-1/2}$ instead. The Kac fields are not smooth either: the
 # exact Kac velocity changes sign across each mode on the scale $ct$, so a network that
 # resolves the modes also has a large Jacobian at small $t$, although its speed is bounded.
 
@@ -1155,6 +1158,12 @@ summary = gmm2d.run_summary(
     {k: trained[k].result.best_step for k in KEYS},
     cfg["steps"],
     table,
+    baseline=(
+        BASELINE,
+        rows[BASELINE.key],
+        quality[BASELINE.key]["covered"][LOOSE],
+        trained[BASELINE.key].result.best_step,
+    ),
 )
 for sentence in summary:
     print(textwrap.fill(sentence, 100, subsequent_indent="  "))
@@ -1179,6 +1188,17 @@ for sentence in summary:
 # sits at the floor (at most 1.14 times it). (These latent distances do not depend on
 # training; whether the error shows in the trained $(25, 5)$ model's samples is the second
 # table of section 9.)
+#
+# *The rectified-flow baseline* (section 11; not in the paper) is the sharpest result of
+# this notebook against Kac: at the same budget, network and solver it puts more of its
+# samples within 50 mode standard deviations than every Kac model, with a lower NLL and no
+# more dopri5 evaluations (the summary above gives the numbers). Section 3's prediction
+# holds for it: its speed stays of order one to the end while its Lipschitz constant
+# follows $1/t$ down to about $t = 10^{-3}$, where the network stops resolving the field and
+# levels off. The Kac networks are not smoother: their Jacobians at small $t$ are as large
+# or larger (the exact Kac field changes sign across each mode on the scale $ct$). So the
+# bounded Kac velocity, which the paper's Section 3 motivates, does not buy better samples
+# than the standard path in this experiment; the paper does not make that comparison.
 #
 # *The target fix* (section 8; measured at the quick settings) mattered most for
 # $(25, 5)$, whose atoms carry most of the mass for $t \lesssim 0.04$: its mean

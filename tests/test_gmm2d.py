@@ -327,6 +327,16 @@ def test_run_summary_is_computed_from_the_results():
     text = gmm2d.run_summary(specs, rows, loose, best, 500_000, table)
     assert text[-1] == "No claim differs from the paper at this scale."
     assert "still improving" not in text[4]
+    # the baseline's sentence, and "ours" rows reported apart from the paper's
+    table.append({"claim": "ours: C", "measured": "3", "threshold": "< 1", "verdict": "differs"})
+    rf = {"share_50s": 0.963, "nll": 310.3, "nearest": 0.00215, "nfe": 176}
+    text = gmm2d.run_summary(
+        specs, rows, loose, best, 500_000, table, (gmm2d.baseline_model(), rf, 1.0, 500_000)
+    )
+    assert "Baseline rectified flow" in text[5] and "50 mode standard deviations 96.3%" in text[5]
+    assert "176 dopri5 evaluations, selected checkpoint 500,000." in text[5]
+    assert text[6] == "No claim differs from the paper at this scale."
+    assert text[7] == "Our own comparisons that differ: ours: C (3; threshold < 1)."
 
 
 def test_jacobian_norm_of_linear_and_coupling_fields():

@@ -125,3 +125,30 @@ def test_load_record_round_trip(tmp_path):
     (tmp_path / "r.json").write_text(__import__("json").dumps({"curves": [c.to_json()], "n": 3}))
     rec = load_record(tmp_path / "r.json")
     assert rec["n"] == 3 and rec["curves"] == [c]
+
+
+def test_the_quick_profile_is_the_committed_learning_curves_choice():
+    """Notebook 05's quick settings are the configuration and step count that the committed
+    record picks (a changed record or profile without the other fails here)."""
+    import sys
+    from pathlib import Path
+
+    from kacnb.learning_curve import load_record, quick_choice
+
+    record = load_record()
+    if record is None:
+        pytest.skip("no committed learning-curve record")
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "tools"))
+    try:
+        from gpu_lease_05 import paper_settings
+    finally:
+        sys.path.pop(0)
+    quick = paper_settings("quick")
+    curve, point = quick_choice(record)
+    assert quick["unet"] == {k: curve.settings[k] for k in ("base", "levels", "blocks")}
+    assert (quick["batch"], quick["lr"], quick["ema"]) == (
+        curve.settings["batch"], curve.settings["lr"], curve.settings["ema"]
+    )  # fmt: skip
+    assert quick["steps"] == point.step
+    assert record["machine"]["torch_threads"] == 2 and record["n_samples"] == 256

@@ -80,6 +80,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--data-dir", default=None, help="MNIST folder (else KACNB_DATA_DIR)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the other configurations of an existing record (those measured now replace "
+        "their old curves)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -132,6 +138,7 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         curve = measure(name, spec, data, settings, probe, device, seed=0, progress=False)
         curve.settings.pop("steps")
+        curve.settings["measured_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         curves.append(curve)
         last = curve.points[-1]
         print(
@@ -162,6 +169,13 @@ def main(argv=None) -> dict:
         "timestamp_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "curves": [c.to_json() for c in curves],
     }
+    if args.append and args.out.exists():
+        old = json.loads(args.out.read_text())
+        fresh = {c.name for c in curves}
+        kept = [c for c in old["curves"] if c["name"] not in fresh]
+        record["curves"] = kept + record["curves"]
+        order = list(CONFIGS)
+        record["curves"].sort(key=lambda c: order.index(c["name"]) if c["name"] in order else 99)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")

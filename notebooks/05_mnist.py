@@ -220,17 +220,19 @@ def bare(ax):
 # **The paper profile: 10 000 iterations of batch 128 per model, on one GPU.** The paper
 # does not state its iteration count; the authors' public CIFAR-10 code trains 400k
 # iterations of batch 128. We chose 10k (about 21 passes over the 60 000 training digits)
-# so that the ten models, their sampling and the scores fit in about 25 minutes of one
+# so that the ten models and the baseline, their sampling and the scores fit in about
+# 30 minutes of one
 # H100/H200, by this estimate (`python tools/gpu_lease_05.py plan`): one training step of
 # the paper's U-Net costs 0.96 TFLOP at batch 128 and one network evaluation 2.5 GFLOP per
 # image, counted with `torch.utils.flop_counter` on the CPU (convolutions and matrix
 # products only). At an assumed 10 % of the 989 TFLOP/s dense bf16 peak of an H100/H200
 # (NVIDIA data sheets; deliberately pessimistic for 28x28 maps of 64-256 channels and the
 # memory-bound GroupNorm, SiLU and Adam passes the count leaves out), training takes
-# about 970 s, sampling about 180 s (2000 samples × 3500 network evaluations: 100 and 500
-# Euler steps, plus the $T = 5$ models again with 100) and the fixed costs (installing the
-# notebook tools, kernel start and `torch.compile` per command, classifier, figures) about
-# 420 s: 26 minutes in three commands of at most 9 minutes. A 15-minute lease leaves about
+# about 1070 s (eleven models), sampling about 180 s (2000 samples × 3600 network
+# evaluations: 100 and 500 Euler steps, the $T = 5$ models again with 100, and 100 for the
+# baseline) and the fixed costs (installing the notebook tools, kernel start and
+# `torch.compile` per command, classifier, figures) about 490 s: 29 minutes in four
+# commands of at most 9 minutes. A 15-minute lease leaves about
 # 11 minutes of commands, enough for the whole notebook only at about 1000 iterations per
 # model (`-p train_steps=1000`): a check of the plan and a measurement of the real speed
 # (`benchmarks/bench_train_mnist.py`), not a test of the paper's claims. None of these GPU

@@ -62,10 +62,10 @@ def test_flop_count_matches_a_count_by_hand():
 def test_estimate_adds_commands_when_one_is_not_enough():
     lease = _lease()
     s = lease.paper_settings("paper")
-    assert lease.euler_evaluations(0.01) == 5 * 100 + 5 * 500 + 5 * 100
+    assert lease.euler_evaluations(0.01) == 5 * 100 + 5 * 500 + 5 * 100 + 100
     short = lease.estimate(s, 500, 1e12, 2.5e9, 1e14, command_limit=540)
     long = lease.estimate(s, 20_000, 1e12, 2.5e9, 1e14, command_limit=540)
-    assert short["train_s"] == pytest.approx(10 * 500 * 1e12 / 1e14)
+    assert short["train_s"] == pytest.approx(11 * 500 * 1e12 / 1e14)
     assert long["commands"] > short["commands"]
     assert long["total_s"] <= long["commands"] * 540
 
@@ -121,4 +121,5 @@ def test_plan_runs_notebook_05_in_resumable_chunks(tmp_path):
     log = (out / "kacnb_run.log").read_text()
     assert "stopped at the time limit" in log
     # samples were kept beside the checkpoints (a third command would only score)
-    assert len(list((work / "ckpt").glob("samples-*.pt"))) == 15
+    # ten models, the five T = 5 models again with T = 1's steps, and the baseline
+    assert len(list((work / "ckpt").glob("samples-*.pt"))) == 16

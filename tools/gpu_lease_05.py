@@ -128,10 +128,11 @@ def count_flops(base: int, levels: int, blocks: int, batch: int) -> tuple[float,
 
 
 def euler_evaluations(euler_dt: float) -> int:
-    """Network evaluations per sample over the ten models: N = T/dt steps for T = 1 and 5,
-    plus the T = 5 models again with the N of T = 1 (notebook 05, section 4)."""
+    """Network evaluations per sample over the eleven models: N = T/dt steps for the ten Kac
+    models at T = 1 and 5, the T = 5 models again with the N of T = 1 (notebook 05,
+    section 4), and the rectified-flow baseline at T = 1 (section 7)."""
     n1, n5 = round(1.0 / euler_dt), round(5.0 / euler_dt)
-    return 5 * n1 + 5 * n5 + 5 * n1
+    return 5 * n1 + 5 * n5 + 5 * n1 + n1
 
 
 def estimate(
@@ -143,7 +144,7 @@ def estimate(
     command_limit: float,
 ) -> dict:
     """Seconds of the whole plan with ``steps`` iterations per model, at ``rate`` FLOP/s."""
-    train_s = 10 * steps * flops_step / rate
+    train_s = 11 * steps * flops_step / rate  # ten Kac models and the baseline
     n_eval = euler_evaluations(settings["euler_dt"])
     sample_s = settings["n_samples"] * n_eval * flops_forward / rate
     work = train_s + sample_s + FIXED_S["classifier"] + FIXED_S["finish"] + FIXED_S["install"]

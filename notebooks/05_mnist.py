@@ -357,8 +357,9 @@ print(f"FD floor, {half} test images (A) vs {half} (B): {fd_floor_all:.4g}")
 # its sign shows in $x_t$ only as an offset $\pm c t$, tiny at such $t$, which a small network
 # hardly resolves: an error of order $c^2$ per pixel, and one such small $t$ in a batch of 32
 # adds up to $784 c^2 / 32$ (about $2 \cdot 10^4$ for $c = 30$) to that batch's loss.
-# (Training times are printed in an unchecked cell: this machine was shared, so they are
-# inflated.)
+# (Training times are printed in an unchecked cell: they depend on the machine, and a run
+# that loads finished checkpoints prints near-zero times; the from-scratch timings of the
+# quick profile are in the README.)
 
 # %%
 trained = {}

@@ -39,7 +39,7 @@ from .metrics import (
 )
 from .models import MLP
 from .paths import DiffusionPath, KacPath, RectifiedFlowPath
-from .report import row
+from .report import row, span
 from .sampling import SampleResult, integrate
 from .train import TrainConfig, TrainResult, checkpoint_file, train
 from .train import checkpoint_dir as default_checkpoint_dir
@@ -925,10 +925,6 @@ def run_summary(
     """
     kac = [s for s in specs if s.is_kac]
     dif = [s for s in specs if not s.is_kac]
-
-    def span(values, fmt):
-        lo, hi = min(values), max(values)
-        return format(lo, fmt) if format(lo, fmt) == format(hi, fmt) else f"{lo:{fmt}}-{hi:{fmt}}"
 
     n_ok = sum(r["verdict"] == "reproduced" for r in table)
     out = [f"{n_ok} of {len(table)} claims reproduced at {budget:,} iterations per model."]

@@ -42,6 +42,7 @@ __all__ = [
     "QUICK_TOTAL_S",
     "QUICK_FIXED_S",
     "quick_choice",
+    "quick_budget",
 ]
 
 #: Where ``tools/mnist_learning_curve.py`` writes its measurement (committed with the figures).
@@ -247,7 +248,10 @@ def quick_choice(
     sampling batches: for 05 the ten Kac models and the baseline, and 720 Euler evaluations
     per digit over all of them against the probe's 20)."""
 
-    def afford(curve: Curve) -> float:
-        return affordable_train_s(curve, QUICK_TOTAL_S, QUICK_FIXED_S, n_models, sampling_passes)
+    return pick(record["curves"], lambda c: quick_budget(c, n_models, sampling_passes))
 
-    return pick(record["curves"], afford)
+
+def quick_budget(curve: Curve, n_models: int = 11, sampling_passes: float = 36.0) -> float:
+    """Training seconds per model that the quick profile affords ``curve``'s configuration:
+    :func:`affordable_train_s` with :data:`QUICK_TOTAL_S` and :data:`QUICK_FIXED_S`."""
+    return affordable_train_s(curve, QUICK_TOTAL_S, QUICK_FIXED_S, n_models, sampling_passes)

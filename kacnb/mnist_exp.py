@@ -32,6 +32,7 @@ from .kac import Kac
 from .metrics import frechet_distance
 from .models import UNet
 from .paths import MeanRevertingKacPath, RectifiedFlowPath
+from .report import row, span
 from .sampling import integrate
 from .train import (
     TimeLimitReached,
@@ -146,8 +147,6 @@ def claims(
     (``(key, scores)`` of the rectified flow at ``T = 1``), the best Kac model at ``T = 1``
     has a lower FD than the baseline.
     """
-    from .report import row
-
     fd = {(s.a, s.c, s.T): scores[s.key]["fd"] for s in specs}
     horizons = sorted({s.T for s in specs})
     pairs = list(dict.fromkeys((s.a, s.c) for s in specs))
@@ -556,12 +555,6 @@ def tile_images(images: torch.Tensor, ncol: int, pad: int = 2, fill: float = 1.0
     return out
 
 
-def _span(values: Sequence[float], fmt: str) -> str:
-    lo, hi = min(values), max(values)
-    a, b = format(lo, fmt), format(hi, fmt)
-    return a if a == b else f"{a}-{b}"
-
-
 def run_summary(
     specs: Sequence[MnistModel],
     scores: dict[str, dict],
@@ -584,19 +577,19 @@ def run_summary(
     for s in specs:
         by_t.setdefault(s.T, []).append(s)
     parts = [
-        f"{_span([scores[s.key]['fd'] for s in group], '.0f')} for T = {T:g}"
+        f"{span([scores[s.key]['fd'] for s in group], '.0f')} for T = {T:g}"
         for T, group in sorted(by_t.items())
     ]
-    ceiling = _span([scores[s.key]["fd_latent"] for s in specs], ".0f")
+    ceiling = span([scores[s.key]["fd_latent"] for s in specs], ".0f")
     out.append(
         f"FD {', '.join(parts)}, against a floor of {fd_floor:.0f} ({n_samples} test digits) "
         f"and a latent-noise ceiling of {ceiling}."
     )
     out.append(
         "Confidently classified samples (probability >= "
-        f"{CONFIDENT:g}): {_span([100 * scores[s.key]['confident'] for s in specs], '.0f')}%; "
+        f"{CONFIDENT:g}): {span([100 * scores[s.key]['confident'] for s in specs], '.0f')}%; "
         f"digits covered (at least half their share): "
-        f"{_span([scores[s.key]['coverage'] for s in specs], 'd')} of 10."
+        f"{span([scores[s.key]['coverage'] for s in specs], 'd')} of 10."
     )
     for T, group in sorted(by_t.items()):
         ranked = sorted(group, key=lambda s: scores[s.key]["fd"])

@@ -21,7 +21,15 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["VERDICTS", "row", "print_verdicts", "parse_verdicts", "write_metrics", "metrics_path"]
+__all__ = [
+    "VERDICTS",
+    "row",
+    "print_verdicts",
+    "parse_verdicts",
+    "write_metrics",
+    "metrics_path",
+    "span",
+]
 
 #: The words a verdict may take: a claim of the paper is "reproduced" or "differs".
 VERDICTS = ("reproduced", "differs")
@@ -99,3 +107,11 @@ def write_metrics(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def span(values, fmt: str) -> str:
+    """``"lo-hi"`` of ``values`` in format ``fmt``, or one number when both print alike
+    (for summaries printed from a run's results: ``span([0.526, 0.864], ".3f")`` ->
+    ``"0.526-0.864"``)."""
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}-{hi}"

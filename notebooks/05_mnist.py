@@ -341,7 +341,7 @@ print(f"FD floor, {min(cfg['n_samples'], half)} test images (A) vs {half} (B): {
 print(f"FD floor, {half} test images (A) vs {half} (B): {fd_floor_all:.4g}")
 
 # %% [markdown]
-# ## 3. Training the ten mean-reverting Kac flows
+# ## 3. Training the ten mean-reverting Kac flows (and the baseline of section 7)
 #
 # Each model minimises the CFM loss [97]: draw a training digit $x_0$, a time
 # $t \sim U(0, T)$, the exact Kac noise $K(t)$ (Poisson-Beta sampler), set
@@ -362,13 +362,14 @@ print(f"FD floor, {half} test images (A) vs {half} (B): {fd_floor_all:.4g}")
 # quick profile are in the README.)
 
 # %%
+BASELINE = BaselineModel(T=1.0)  # not in the paper: the rectified flow of section 7
 trained = {}
-for spec in MODELS:
+for spec in [*MODELS, BASELINE]:
     trained[spec.key] = train_model(
         spec, image_sampler(train_x, rt.device), train_settings, rt.device, ckpt_dir, seed
     )
 timings["training"] = sum(tr.seconds for tr in trained.values())
-for spec in MODELS:
+for spec in [*MODELS, BASELINE]:
     tr = trained[spec.key]
     how = "loaded" if tr.resumed_from >= cfg["steps"] else "trained"
     print(f"{spec.label}: {how}, {tr.seconds:.1f} s")
@@ -412,39 +413,30 @@ plt.show()
 t0 = time.perf_counter()
 samples, scores, scores_same_count = {}, {}, {}
 sample_key = {**train_settings, "seed": seed}  # samples are saved per trained model
+
+
+def sample_and_score(spec, index, steps, **kwargs):
+    """Samples of one model from the latents of generator seed ``seed + 1 + index`` (kept in
+    the checkpoint folder), and their scores with the FD of the latent itself."""
+    gen = torch.Generator(device=rt.device).manual_seed(seed + 1 + index)
+    out = generate_cached(
+        trained[spec.key].model, spec, cfg["n_samples"], steps, gen, ckpt_dir, sample_key,
+        amp=sample_amp, **kwargs,
+    )  # fmt: skip
+    assert out.nfe == steps
+    return out, {
+        **evaluate(classifier, out.x, ref_features),
+        "fd_latent": evaluate(classifier, out.latent, ref_features)["fd"],
+    }
+
+
 for i, spec in enumerate(MODELS):
-    gen_i = torch.Generator(device=rt.device).manual_seed(seed + 1 + i)
-    samples[spec.key] = generate_cached(
-        trained[spec.key].model,
-        spec,
-        cfg["n_samples"],
-        N_EULER[spec.key],
-        gen_i,
-        ckpt_dir,
-        sample_key,
-        n_saved=cfg["n_saved"],
-        keep_trajectory=cfg["n_traj"],
-        amp=sample_amp,
+    samples[spec.key], scores[spec.key] = sample_and_score(
+        spec, i, N_EULER[spec.key], n_saved=cfg["n_saved"], keep_trajectory=cfg["n_traj"]
     )
-    assert samples[spec.key].nfe == N_EULER[spec.key]
-    scores[spec.key] = evaluate(classifier, samples[spec.key].x, ref_features)
-    scores[spec.key]["fd_latent"] = evaluate(classifier, samples[spec.key].latent, ref_features)[
-        "fd"
-    ]
     if spec.T != 1.0:  # the same latents, integrated with the number of steps of T = 1
-        gen_i = torch.Generator(device=rt.device).manual_seed(seed + 1 + i)
-        coarse = generate_cached(
-            trained[spec.key].model,
-            spec,
-            cfg["n_samples"],
-            N_SAME_COUNT,
-            gen_i,
-            ckpt_dir,
-            sample_key,
-            amp=sample_amp,
-        )
+        coarse, scores_same_count[spec.key] = sample_and_score(spec, i, N_SAME_COUNT)
         assert torch.equal(coarse.latent, samples[spec.key].latent)
-        scores_same_count[spec.key] = evaluate(classifier, coarse.x, ref_features)
 timings["sampling"] = time.perf_counter() - t0
 
 # %%
@@ -619,32 +611,17 @@ plt.show()
 #
 # The default path of today's flow-matching libraries, $X_t = (1 - t) X_0 + t Z$ with
 # $Z \sim N(0, I)$ per pixel (rectified flow / conditional OT; `BaselineModel`), trained with
-# the same U-Net, steps, batch, learning rate, EMA and seed as each Kac model and sampled
+# the same U-Net, steps, batch, learning rate, EMA and seed as each Kac model (in section
+# 3, with them) and sampled
 # with the same explicit Euler step from its latent $Z$ (no data needed, like $K(T)$), at
 # $T = 1$. Its samples and scores sit beside the five $T = 1$ Kac models: where does Kac
 # stand against it at this scale?
 
 # %%
-BASELINE = BaselineModel(T=1.0)
-trained[BASELINE.key] = train_model(
-    BASELINE, image_sampler(train_x, rt.device), train_settings, rt.device, ckpt_dir, seed
-)
 N_EULER[BASELINE.key] = euler_steps(BASELINE.T, cfg["euler_dt"], cfg["n_saved"])
-gen_rf = torch.Generator(device=rt.device).manual_seed(seed + 1 + len(MODELS))
-samples[BASELINE.key] = generate_cached(
-    trained[BASELINE.key].model,
-    BASELINE,
-    cfg["n_samples"],
-    N_EULER[BASELINE.key],
-    gen_rf,
-    ckpt_dir,
-    sample_key,
-    amp=sample_amp,
+samples[BASELINE.key], scores[BASELINE.key] = sample_and_score(
+    BASELINE, len(MODELS), N_EULER[BASELINE.key]
 )
-scores[BASELINE.key] = evaluate(classifier, samples[BASELINE.key].x, ref_features)
-scores[BASELINE.key]["fd_latent"] = evaluate(
-    classifier, samples[BASELINE.key].latent, ref_features
-)["fd"]
 fig, axes = plt.subplots(1, 2, figsize=(6.2, 3.6), constrained_layout=True)
 best_kac = min((s for s in MODELS if s.T == 1.0), key=lambda s: scores[s.key]["fd"])
 for ax, spec in zip(axes, (BASELINE, best_kac), strict=True):
@@ -759,23 +736,14 @@ for sentence in run_summary(
 # only plots it.
 
 # %%
-N_QUICK_MODELS = 2 * len(PAIRS) + 1  # the paper's ten and the baseline
-SAMPLING_PASSES = 36  # Euler evaluations per digit over those models / 20 steps per point
+# quick_budget: the paper's ten models and the baseline, 720 Euler evaluations per digit over
+# them against the probe's 20 (36 probe-sized batches), 30 minutes in all
+afford = learning_curve.quick_budget
 record = learning_curve.load_record()
 if record is None:
     print(f"no learning-curve record at {learning_curve.RECORD}")
 else:
-
-    def afford(curve):
-        return learning_curve.affordable_train_s(
-            curve,
-            learning_curve.QUICK_TOTAL_S,
-            learning_curve.QUICK_FIXED_S,
-            N_QUICK_MODELS,
-            SAMPLING_PASSES,
-        )
-
-    chosen, point = learning_curve.quick_choice(record, N_QUICK_MODELS, SAMPLING_PASSES)
+    chosen, point = learning_curve.quick_choice(record)
     fig, (ax_fd, ax_conf) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     for i, curve in enumerate(record["curves"]):
         t = [p.train_s / 60 for p in curve.points]

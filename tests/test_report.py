@@ -63,3 +63,11 @@ def test_committed_metrics_agree_with_the_printed_table(spec):
     printed = _printed_rows(ROOT / "notebooks" / f"{spec.stem}.ipynb")
     assert printed, "the committed notebook prints no verdict table"
     assert printed == [{k: str(v).strip() for k, v in r.items()} for r in record["rows"]]
+
+
+def test_span_prints_a_range_or_one_number():
+    from kacnb.report import span
+
+    assert span([0.864, 0.526, 0.728], ".3f") == "0.526-0.864"
+    assert span([1.0, 1.0004], ".2f") == "1.00"  # both print alike: one number
+    assert span([7, 9], "d") == "7-9"

@@ -10,10 +10,13 @@ Samplers (paper Section 4):
 Throughput counts scalar draws per second: a draw of shape ``(n, dim)`` with ``t ~ U(0, T)``
 per row (the flow-matching training draw). For ``dim = 784`` the number of rows is capped
 so that ``n * dim`` stays within ``--max-elements`` (memory); the table prints the ``n``
-used. Ratios are to the exact sampler on the same device and dim, measured in this run.
+used. Ratios are to the exact sampler on the same device and dim, measured in this run;
+with two devices the JSON summary also gives each sampler's rate on the second over the
+first (e.g. CUDA over CPU), from the same run.
 Accuracy: the KS distance of 10^5 draws at ``t = T/2`` against ``Kac.cdf`` (continuous
 part, atoms removed), next to the Monte-Carlo floor ``~0.87/sqrt(n)`` (the KS statistic's
-median under the null).
+median under the null). The last line printed is a JSON object: the settings, the devices,
+one row per (device, dim, sampler) and ``device_ratios``.
 
 Usage::
 
@@ -24,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import time
@@ -86,7 +90,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--a", type=float, default=25.0)
     p.add_argument("--c", type=float, default=5.0)
@@ -113,11 +117,13 @@ def main(argv=None) -> None:
         f"{torch.get_num_threads()} CPU threads"
     )
     print(f"CPU: {cpu_name()}")
-    rows = []
+    rows, names = [], {}
     for dev_name in devices:
         device = torch.device(dev_name)
+        names[dev_name] = cpu_name()
         if device.type == "cuda":
-            print(f"GPU: {torch.cuda.get_device_name(device)}")
+            names[dev_name] = torch.cuda.get_device_name(device)
+            print(f"GPU: {names[dev_name]}")
         gen = torch.Generator(device=device).manual_seed(args.seed)
         table = KacTableSampler(
             kac, args.T, n_times=args.n_times, n_levels=args.n_levels, device=device
@@ -165,6 +171,33 @@ def main(argv=None) -> None:
             f"{r['ratio']:.2f} | {r['setup']:.2f} | {r['mem']:.0f} | {r['ks']:.4f} | "
             f"{r['floor']:.4f} |"
         )
+    summary = {
+        "benchmark": "bench_sampler",
+        "kac": {"a": args.a, "c": args.c, "T": args.T},
+        "table_grid": {"n_times": args.n_times, "n_levels": args.n_levels},
+        "torch": torch.__version__,
+        "devices": names,
+        "rows": rows,
+        "device_ratios": device_ratios(rows, devices),
+    }
+    print(json.dumps(summary))
+    return summary
+
+
+def device_ratios(rows: list[dict], devices: list[str]) -> list[dict]:
+    """Each (dim, sampler)'s rate on every later device over its rate on the first."""
+    first = {(r["dim"], r["sampler"]): r["rate"] for r in rows if r["device"] == devices[0]}
+    return [
+        {
+            "device": r["device"],
+            "over": devices[0],
+            "dim": r["dim"],
+            "sampler": r["sampler"],
+            "ratio": r["rate"] / first[(r["dim"], r["sampler"])],
+        }
+        for r in rows
+        if r["device"] != devices[0] and (r["dim"], r["sampler"]) in first
+    ]
 
 
 if __name__ == "__main__":

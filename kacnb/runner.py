@@ -441,6 +441,9 @@ def git_state(path: Path) -> tuple[str | None, bool | None]:
 
     The collection's own outputs (``figures/``, executed ``.ipynb`` files) do not count:
     a multi-notebook run rewrites them as it goes, and the record is about the code.
+    Outside git (a copy of the tree on a rented machine, without ``.git``) the commit is
+    ``KACNB_SOURCE_COMMIT`` when the tool that made the copy sets it, with "modified"
+    unknown (None).
     """
     try:
         commit = subprocess.run(
@@ -469,7 +472,7 @@ def git_state(path: Path) -> tuple[str | None, bool | None]:
             timeout=60,
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return None, None
+        return os.environ.get("KACNB_SOURCE_COMMIT") or None, None
     return (commit or None), bool(status.strip())
 
 

@@ -5,22 +5,15 @@ the structure and the finiteness of the measured losses are."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from scripts import load_script
 
 
 def _bench():
-    path = ROOT / "benchmarks" / "bench_train_mnist.py"
-    spec = importlib.util.spec_from_file_location("bench_train_mnist", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_train_mnist.py")
 
 
 def test_benchmark_smoke_prints_a_json_summary_last(capsys):

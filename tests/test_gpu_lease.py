@@ -1,30 +1,37 @@
-"""``tools/gpu_lease_05.py``: the cost model of the GPU plan (FLOP counts checked against a
-count by hand), the 64 MiB cap on the files brought back, and one end-to-end run of the plan
-on the CPU at smoke scale: a first command stops at its time limit with checkpoints on disk
-(exit 3, state "continue"), the same command again finishes the notebook and gathers the
-executed notebook, figures, run record and metrics."""
+"""``tools/gpu_lease.py`` and ``tools/gpu_lease_05.py``: the cost model of notebook 05's GPU
+plan (FLOP counts checked against a count by hand), the 64 MiB cap on the files brought back,
+which files of a run come back, the gradient check that decides notebook 05's ``gpu_fast``,
+the refusals, the three benchmarks run as one command, and end-to-end runs on the CPU at smoke
+scale: for 05 a first command stops at its time limit with checkpoints on disk (exit 3, state
+"continue"), the same command again finishes the notebook and gathers the executed notebook,
+figures, run record and metrics; for 04 one command runs and gathers the notebook."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 REAL = os.environ.get("KACNB_DATA_DIR")
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _lease():
-    path = ROOT / "tools" / "gpu_lease_05.py"
-    spec = importlib.util.spec_from_file_location("gpu_lease_05", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gpu_lease_05", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/gpu_lease_05.py")
+
+
+def _tool():
+    return load_script("tools/gpu_lease.py")
 
 
 def test_plan_uses_the_notebooks_paper_settings():
@@ -71,7 +78,7 @@ def test_estimate_adds_commands_when_one_is_not_enough():
 
 
 def test_gather_keeps_under_the_cap_in_order(tmp_path):
-    lease = _lease()
+    lease = _tool()
     items = []
     for name, size in (("a.json", 10), ("b.ipynb", 60), ("c.png", 50), ("d.png", 20)):
         path = tmp_path / "src" / name
@@ -84,6 +91,148 @@ def test_gather_keeps_under_the_cap_in_order(tmp_path):
     assert result == {"copied": ["sub/a.json", "sub/b.ipynb", "sub/d.png"],
                       "left_out": ["sub/c.png"], "bytes": 90}  # fmt: skip
     assert sorted(p.name for p in (out / "sub").iterdir()) == ["a.json", "b.ipynb", "d.png"]
+
+
+def _record(path, started):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    path.write_text(json.dumps({"timestamp_utc": stamp}))
+
+
+def test_gather_list_brings_back_the_bundle_only_when_this_run_wrote_it(tmp_path):
+    tool = _tool()
+    root, work = tmp_path / "repo", tmp_path / "work"
+    bundle = [root / rel for rel in tool.EXTRA_OUTPUTS["04"]]
+    for f in bundle:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("weights")
+        os.utime(f, (time.time() - 3600, time.time() - 3600))  # the committed, older one
+    (work / "figures").mkdir(parents=True)
+    for name in ("fig05_gmm_samples.png", "fig05_gmm_samples.pdf", "nb04_a.png", "nb04_b.gif"):
+        (work / "figures" / name).write_text("figure")
+    record = work / "figures" / "runs" / "04_cfm_gmm_2d.json"
+    _record(record, time.time() - 60)
+    rels = [rel for _, rel in tool.gather_list("04", work, root)]
+    assert rels == [
+        "figures/runs/04_cfm_gmm_2d.json",
+        "figures/runs/04_cfm_gmm_2d.metrics.json",
+        "notebooks/04_cfm_gmm_2d.ipynb",
+        "figures/fig05_gmm_samples.png",
+        "figures/nb04_a.png",
+        "figures/nb04_b.gif",
+        "figures/fig05_gmm_samples.pdf",
+    ]
+    for f in bundle:  # written by this run (after the record's start): it comes back
+        os.utime(f)
+    rels = [rel for _, rel in tool.gather_list("04", work, root)]
+    assert rels[5:7] == list(tool.EXTRA_OUTPUTS["04"]) and len(rels) == 9
+    # 05 writes nothing outside its figures
+    assert [rel for _, rel in tool.gather_list("05", work, root)][3:] == [
+        "figures/fig05_gmm_samples.png",
+        "figures/nb04_a.png",
+        "figures/nb04_b.gif",
+        "figures/fig05_gmm_samples.pdf",
+    ]
+
+
+@pytest.mark.parametrize(
+    "err, ok", [(0.01, True), (0.36, False), (None, None)], ids=["bf16", "miscompiled", "none"]
+)
+def test_gradient_check_reads_the_bench_summary(tmp_path, err, ok):
+    tool = _tool()
+    bench, work, out = tmp_path / "bench", tmp_path / "work", tmp_path / "out"
+    for d in (bench, work, out):
+        d.mkdir()
+    if err is None:  # a summary without the optimised row and no device: the short run is
+        # attempted, fails without CUDA, and the optimised step is not used
+        (bench / "bench_train_mnist.json").write_text(json.dumps({"speedup": None}))
+        ok = False
+    else:
+        (bench / "bench_train_mnist.json").write_text(json.dumps({"optimised_grad_rel_err": err}))
+    env = tool.child_env("abc1234")
+    summary = tool.gradient_check(sys.executable, env, work, bench, out)
+    assert summary["optimised_ok"] is ok
+    assert json.loads((out / "bench_train_mnist.json").read_text())["optimised_ok"] is ok
+
+
+def test_bench_runs_the_three_benchmarks_and_brings_back_their_summaries(tmp_path):
+    tool = _tool()
+    out, work = tmp_path / "out", tmp_path / "work"
+    small = [
+        "--args", "bench_sampler=--n 20000 --dims 1 --n-times 100 --n-levels 64 --repeats 1",
+        "--args", "bench_train_2d=--steps 3 --rounds 1 --warmup 1",
+        "--args", "bench_train_mnist=--base 8 --levels 1 --blocks 1 --batch 4 --steps 1 "
+        "--warmup 1 --variants 'bf16 + channels_last'",
+    ]  # fmt: skip
+    status = tool.main(["bench", "--device", "cpu", "--out", str(out), "--work", str(work),
+                        "--commit", "abc1234", *small])  # fmt: skip
+    assert status["commit"] == "abc1234"
+    assert list(status["benchmarks"]) == list(tool.BENCHMARKS)
+    for name, result in status["benchmarks"].items():
+        assert result["state"] == "done", (name, (out / f"{name}.log").read_text()[-2000:])
+        summary = json.loads((out / f"{name}.json").read_text())
+        assert summary == json.loads((work / f"{name}.json").read_text())
+        assert (out / f"{name}.log").read_text().strip().endswith(json.dumps(summary))
+    assert json.loads((out / "bench_train_2d.json").read_text())["device"] == "cpu"
+    sampler = json.loads((out / "bench_sampler.json").read_text())
+    assert {r["sampler"] for r in sampler["rows"]} == {"exact", "table", "walk"}
+    mnist = json.loads((out / "bench_train_mnist.json").read_text())
+    assert [r["variant"] for r in mnist["rows"]] == ["fp32 eager", "bf16 + channels_last"]
+    assert json.loads((out / "bench_status.json").read_text()) == status
+    # a budget that leaves nothing runs nothing
+    none = tool.main(["bench", "--device", "cpu", "--out", str(tmp_path / "o2"), "--work",
+                      str(work), "--budget", "5", "--finish-reserve", "10"])  # fmt: skip
+    assert {r["state"] for r in none["benchmarks"].values()} == {"no time"}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "04", "--train-steps", "10"], "--train-steps applies to notebook 05 only"),
+        (["run", "04", "--checkpoints", "x"], "--checkpoints applies to notebook 05 only"),
+        (["bench", "--args", "bench_magic=--x 1"], "--args takes NAME=ARGUMENTS"),
+        (["run", "04", "--budget", "0"], "--budget and --max-mib must be > 0"),
+    ],
+)
+def test_refusals_say_why_without_a_traceback(tmp_path, argv, message):
+    argv = [*argv, "--out", str(tmp_path / "out"), "--device", "cpu"]
+    with pytest.raises(SystemExit) as exc:
+        _tool().main(argv)
+    assert message in str(exc.value)
+
+
+@pytest.mark.skipif(_cuda_available(), reason="this machine has CUDA")
+def test_cuda_is_refused_where_there_is_none(tmp_path):
+    with pytest.raises(SystemExit, match="sees no CUDA device"):
+        _tool().main(["run", "04", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="sees no CUDA device"):
+        _lease().main(["run", "--out", str(tmp_path / "out")])
+
+
+def test_run_04_runs_the_notebook_and_gathers_it(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    status = _tool().main(["run", "04", "--profile", "smoke", "--device", "cpu", "--work",
+                           str(work), "--out", str(out), "--commit", "abc1234"])  # fmt: skip
+    assert status["state"] == "done", (out / "kacnb_run.log").read_text()[-3000:]
+    assert status["notebook"] == "04_cfm_gmm_2d" and status["commit"] == "abc1234"
+    for rel in ("notebooks/04_cfm_gmm_2d.ipynb", "figures/runs/04_cfm_gmm_2d.json",
+                "figures/runs/04_cfm_gmm_2d.metrics.json", "figures/fig05_gmm_samples.png",
+                "figures/fig05_gmm_samples.pdf", "figures/nb04_backward_evolution.gif",
+                "kacnb_run.log"):  # fmt: skip
+        assert (out / rel).is_file(), rel
+    # smoke writes no weights bundle, and the committed one is not passed off as this run's
+    assert not (out / "pretrained").exists()
+    record = json.loads((out / "figures" / "runs" / "04_cfm_gmm_2d.json").read_text())
+    assert record["profile"] == "smoke" and record["device"] == "cpu"
+    # what comes back is laid out as `kacnb drift` reads a fresh run: compared with the
+    # committed paper-profile run, the smoke run's metrics differ (drift, exit 1)
+    from kacnb import cli
+
+    report = tmp_path / "drift"
+    assert cli.main(["drift", str(out), "--output", str(report)]) == 1
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["drift"] is True and summary["compared"]["metrics"] > 0
+    assert summary["compared"]["figures"] >= 1
 
 
 @pytest.mark.skipif(

@@ -245,6 +245,29 @@ def test_run_writes_figures_and_record(ran):
     assert set(record["figures"]) == {"fig99_fixture.png", "fig99_fixture.pdf"}
 
 
+def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path, monkeypatch):
+    # a copy of the tree on a rented machine has no .git; the tool that made the copy
+    # names the commit, and "modified" stays unknown
+    from kacnb.runner import git_state
+
+    monkeypatch.delenv("KACNB_SOURCE_COMMIT", raising=False)
+    assert git_state(tmp_path) == (None, None)
+    monkeypatch.setenv("KACNB_SOURCE_COMMIT", "abc1234")
+    assert git_state(tmp_path) == ("abc1234", None)
+    # inside a checkout git itself is the authority
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "a.txt").write_text("a")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert git_state(repo) == (head, False)
+
+
 def test_run_failure_keeps_partial_notebook_beside_the_target(tmp_path, capsys):
     nb_dir = make_repo(tmp_path)
     out_dir = tmp_path / "out"

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import time
 
 import numpy as np
@@ -37,6 +36,7 @@ import scipy.stats as st
 import torch
 
 from kacnb.kac import Kac, KacTableSampler
+from kacnb.provenance import device_name
 
 
 def _sync(device: torch.device) -> None:
@@ -79,17 +79,6 @@ def _samplers(kac: Kac, table: KacTableSampler, t: torch.Tensor, dim: int, T: fl
     }
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--a", type=float, default=25.0)
@@ -116,13 +105,12 @@ def main(argv=None) -> dict:
         f"Kac(a={args.a:g}, c={args.c:g}), T={args.T:g}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} CPU threads"
     )
-    print(f"CPU: {cpu_name()}")
+    print(f"CPU: {device_name('cpu')}")
     rows, names = [], {}
     for dev_name in devices:
         device = torch.device(dev_name)
-        names[dev_name] = cpu_name()
+        names[dev_name] = device_name(dev_name)
         if device.type == "cuda":
-            names[dev_name] = torch.cuda.get_device_name(device)
             print(f"GPU: {names[dev_name]}")
         gen = torch.Generator(device=device).manual_seed(args.seed)
         table = KacTableSampler(

@@ -185,6 +185,29 @@ def test_bench_runs_the_three_benchmarks_and_brings_back_their_summaries(tmp_pat
     assert {r["state"] for r in none["benchmarks"].values()} == {"no time"}
 
 
+def test_bench_reads_the_summary_from_stdout_when_warnings_follow_on_stderr(tmp_path, monkeypatch):
+    # on a GPU, compile and CUDA warnings reach stderr after the summary was printed
+    tool = _tool()
+    fake = tmp_path / "repo" / "benchmarks" / "bench_sampler.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(
+        "import json, sys\n"
+        "print('| table |')\n"
+        "print(json.dumps({'benchmark': 'bench_sampler', 'args': sys.argv[1:]}))\n"
+        "sys.stdout.flush()\n"
+        "print('UserWarning: something', file=sys.stderr)\n"
+    )
+    monkeypatch.setattr(tool, "ROOT", tmp_path / "repo")
+    out = tmp_path / "out"
+    status = tool.main(["bench", "--device", "cpu", "--only", "bench_sampler", "--out",
+                        str(out), "--work", str(tmp_path / "work")])  # fmt: skip
+    assert status["benchmarks"]["bench_sampler"]["state"] == "done"
+    summary = json.loads((out / "bench_sampler.json").read_text())
+    assert summary == {"benchmark": "bench_sampler", "args": ["--devices", "cpu"]}
+    log = (out / "bench_sampler.log").read_text()
+    assert log.index("| table |") < log.index("--- stderr ---") < log.index("UserWarning")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

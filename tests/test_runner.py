@@ -248,7 +248,7 @@ def test_run_writes_figures_and_record(ran):
 def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path, monkeypatch):
     # a copy of the tree on a rented machine has no .git; the tool that made the copy
     # names the commit, and "modified" stays unknown
-    from kacnb.runner import git_state
+    from kacnb.provenance import git_state
 
     monkeypatch.delenv("KACNB_SOURCE_COMMIT", raising=False)
     assert git_state(tmp_path) == (None, None)

@@ -26,7 +26,7 @@ command until the notebook is done (for machines without a per-command limit).
 
 ``--commit`` names the commit the copy was made from: the machine's copy of the tree has no
 ``.git``, so the run record would otherwise say ``git_commit: null``. It is passed to
-``kacnb run`` as ``KACNB_SOURCE_COMMIT`` (see ``kacnb.runner.git_state``).
+``kacnb run`` as ``KACNB_SOURCE_COMMIT`` (see ``kacnb.provenance.git_state``).
 
 Notebook 05 on CUDA trains with bf16 autocast, channels_last and ``torch.compile`` only if
 that step's gradients agree with fp32 eager on the device (relative error below
@@ -57,6 +57,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # kacnb from this copy (a lent machine has it uninstalled)
+from kacnb.provenance import git_state  # noqa: E402 (torch only, no notebook tools)
+
 #: The notebooks this tool runs, by number.
 NOTEBOOKS = {"04": "04_cfm_gmm_2d", "05": "05_mnist"}
 #: Files a completed run writes outside its figures folder, brought back after the figures
@@ -174,16 +177,7 @@ def _record_start(path: Path) -> float | None:
 
 def source_commit(given: str | None) -> str | None:
     """``given``, else the commit of this checkout, else ``KACNB_SOURCE_COMMIT``."""
-    if given:
-        return given
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=20,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return commit or os.environ.get("KACNB_SOURCE_COMMIT") or None
+    return given or git_state(ROOT)[0]
 
 
 def child_env(commit: str | None, data_dir: Path | None = None) -> dict:
@@ -251,11 +245,13 @@ def bench(args) -> dict:
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=left
             )
-            text, rc = proc.stdout + proc.stderr, proc.returncode
+            stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
         except subprocess.TimeoutExpired as exc:
-            text, rc = _text(exc.stdout) + _text(exc.stderr), None
-        (out / f"{name}.log").write_text(text)
-        summary = last_json(text)
+            stdout, stderr, rc = _text(exc.stdout), _text(exc.stderr), None
+        log = stdout + (f"\n--- stderr ---\n{stderr}" if stderr.strip() else "")
+        (out / f"{name}.log").write_text(log)
+        # the summary is stdout's last line; warnings on stderr (compile, CUDA) come after it
+        summary = last_json(stdout)
         result = {
             "state": "done" if rc == 0 and summary else "failed" if rc is not None else "killed",
             "rc": rc,

@@ -20,11 +20,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from kacnb.provenance import device_name, git_state
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "figures" / "runs" / "05_learning_curve.json"
@@ -36,26 +37,6 @@ CONFIGS = {
     "u32-b64": {"base": 32, "levels": 2, "blocks": 1, "batch": 64, "lr": 2e-3, "ema": 0.99},
     "u24l3-b64": {"base": 24, "levels": 3, "blocks": 1, "batch": 64, "lr": 2e-3, "ema": 0.99},
 }
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        )
-    except OSError:
-        return None
-    return out.stdout.strip() or None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _steps_per_second(spec, data, settings, device) -> float:
@@ -162,13 +143,13 @@ def main(argv=None) -> dict:
         "fd_latent": ceiling,
         "reference": f"{half} test images (half B)",
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": device_name("cpu"),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "python": platform.python_version(),
         },
-        "git_commit": _git_commit(),
+        "git_commit": git_state(ROOT)[0],
         "timestamp_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "curves": [c.to_json() for c in curves],
     }

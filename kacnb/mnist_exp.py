@@ -66,6 +66,7 @@ __all__ = [
     "label_stats",
     "CONFIDENT",
     "evaluate",
+    "sample_and_score",
     "tile_images",
     "run_summary",
 ]
@@ -539,6 +540,34 @@ def evaluate(
     out["confident"] = float((confidence(classifier, x) >= CONFIDENT).double().mean())
     out.update(label_stats(predict(classifier, x)))
     return out
+
+
+def sample_and_score(
+    model: torch.nn.Module,
+    spec: MnistModel,
+    n: int,
+    steps: int,
+    generator: torch.Generator,
+    directory: str | Path | None,
+    settings: dict,
+    classifier: DigitClassifier,
+    reference_features: torch.Tensor,
+    n_saved: int = 2,
+    keep_trajectory: int = 0,
+    amp: str | None = None,
+) -> tuple[Generated, dict]:
+    """``n`` samples of one model (:func:`generate_cached`: ``steps`` Euler steps from the
+    latents of ``generator``, kept in ``directory``) and their :func:`evaluate` scores, with
+    ``fd_latent``, the FD of the latents ``K(T)`` themselves (the ceiling a model must beat).
+    Raises ``RuntimeError`` if the sampler did not make ``steps`` network calls."""
+    out = generate_cached(
+        model, spec, n, steps, generator, directory, settings, n_saved, keep_trajectory, amp
+    )
+    if out.nfe != steps:
+        raise RuntimeError(f"{spec.key}: {out.nfe} network calls instead of {steps} Euler steps")
+    scores = evaluate(classifier, out.x, reference_features)
+    scores["fd_latent"] = evaluate(classifier, out.latent, reference_features)["fd"]
+    return out, scores
 
 
 def tile_images(images: torch.Tensor, ncol: int, pad: int = 2, fill: float = 1.0) -> torch.Tensor:

@@ -68,7 +68,6 @@ from kacnb.mnist_exp import (
     classifier_or_train,
     euler_steps,
     evaluate,
-    generate_cached,
     image_sampler,
     paper_models,
     run_summary,
@@ -76,6 +75,7 @@ from kacnb.mnist_exp import (
     train_model,
 )
 from kacnb.mnist_exp import claims as mnist_claims
+from kacnb.mnist_exp import sample_and_score as mnist_sample_and_score
 from kacnb.multid import kac_increment_second_moment
 from kacnb.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
 
@@ -416,18 +416,12 @@ sample_key = {**train_settings, "seed": seed}  # samples are saved per trained m
 
 
 def sample_and_score(spec, index, steps, **kwargs):
-    """Samples of one model from the latents of generator seed ``seed + 1 + index`` (kept in
-    the checkpoint folder), and their scores with the FD of the latent itself."""
+    # the latents of model `index` come from generator seed `seed + 1 + index`
     gen = torch.Generator(device=rt.device).manual_seed(seed + 1 + index)
-    out = generate_cached(
+    return mnist_sample_and_score(
         trained[spec.key].model, spec, cfg["n_samples"], steps, gen, ckpt_dir, sample_key,
-        amp=sample_amp, **kwargs,
+        classifier, ref_features, amp=sample_amp, **kwargs,
     )  # fmt: skip
-    assert out.nfe == steps
-    return out, {
-        **evaluate(classifier, out.x, ref_features),
-        "fd_latent": evaluate(classifier, out.latent, ref_features)["fd"],
-    }
 
 
 for i, spec in enumerate(MODELS):

@@ -16,6 +16,7 @@ from kacnb.mnist_exp import (
     image_sampler,
     label_stats,
     paper_models,
+    sample_and_score,
     tile_images,
     train_model,
 )
@@ -111,6 +112,38 @@ def test_euler_generation_with_exact_fields():
     torch.testing.assert_close(five.times, torch.linspace(5.0, 0.0, 6))
     torch.testing.assert_close(five.x, five.latent - 5.0)
     torch.testing.assert_close(five.trajectory[2], five.latent - 2.0)  # t = 3
+
+
+def test_sample_and_score_scores_the_samples_and_their_latents(tmp_path):
+    from kacnb.classifier import DigitClassifier, features
+    from kacnb.mnist_exp import evaluate
+
+    torch.manual_seed(0)
+    clf = DigitClassifier().eval()
+    ref = features(clf, torch.rand(64, 1, 28, 28) * 2 - 1)
+    spec = MnistModel(25.0, 5.0, 1.0)
+    settings = {"trained": "a test field"}
+
+    def run(model, steps=4):
+        gen = torch.Generator().manual_seed(3)
+        return sample_and_score(model, spec, 40, steps, gen, tmp_path, settings, clf, ref)
+
+    out, scores = run(_Constant(-0.5))  # x(0) = K(T) + 0.5: samples differ from latents
+    torch.testing.assert_close(out.x, out.latent + 0.5)
+    assert scores["fd"] == evaluate(clf, out.x, ref)["fd"]
+    assert scores["fd_latent"] == evaluate(clf, out.latent, ref)["fd"]
+    assert scores["fd"] != scores["fd_latent"]
+    assert {"confident", "coverage", "entropy_ratio"} <= set(scores)
+    # kept in the folder: another field with the same key returns the stored samples
+    again, again_scores = run(_Constant(0.0))
+    torch.testing.assert_close(again.x, out.x, rtol=0, atol=0)
+    assert again_scores["fd"] == scores["fd"]
+    # a sampler that did not make the requested network calls is refused
+    (cached,) = tmp_path.glob("samples-*.pt")
+    state = torch.load(cached, weights_only=True)
+    torch.save({**state, "nfe": 3}, cached)
+    with pytest.raises(RuntimeError, match="3 network calls instead of 4"):
+        run(_Constant(0.0))
 
 
 def test_label_stats_extremes():

@@ -17,6 +17,7 @@ the lowest FD within a per-model time budget.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -98,6 +99,16 @@ class QualityProbe:
     point, so the curve's noise is the network's, not the draw's); ``eval_every`` must be the
     training run's validation period (it turns a call into a step number). Training time is
     measured between calls: call :meth:`start` right before training.
+
+    **Scheduled mode** (the long learning curve): with ``score_steps`` the probe scores only at
+    those optimiser steps (multiples of ``eval_every``; other calls return the last FD, or
+    ``inf`` before the first point, which the trainer never keeps as "best") and stops the run
+    at the last one (:class:`BudgetReached`). With ``seconds_per_step`` a point's ``train_s``
+    is ``step * seconds_per_step`` (the training time on an idle machine, from a speed measured
+    there) instead of the clock, so other work on the machine slows the run down without
+    moving the curve. ``points`` and ``start_step`` resume a probe whose run resumes from a
+    checkpoint at ``start_step`` (points after it are dropped: they are scored again);
+    ``on_point(points)`` is called after every new point (the tool saves them there).
     """
 
     def __init__(
@@ -112,6 +123,11 @@ class QualityProbe:
         budget_s: float | None = None,
         device: torch.device | str = "cpu",
         clock: Callable[[], float] = time.perf_counter,
+        score_steps: Sequence[int] | None = None,
+        seconds_per_step: float | None = None,
+        points: Sequence[CurvePoint] = (),
+        start_step: int = 0,
+        on_point: Callable[[list[CurvePoint]], None] | None = None,
     ):
         if n_samples < 2:
             raise ValueError(f"n_samples must be >= 2 (a covariance is needed), got {n_samples}")
@@ -125,8 +141,21 @@ class QualityProbe:
         self.budget_s = budget_s
         self.device = torch.device(device)
         self.clock = clock
-        self.points: list[CurvePoint] = []
-        self.train_s = 0.0
+        if score_steps is not None:
+            score_steps = sorted({int(k) for k in score_steps})
+            if not score_steps or any(k <= 0 or k % self.eval_every for k in score_steps):
+                raise ValueError(
+                    f"score_steps must be positive multiples of eval_every={self.eval_every}, "
+                    f"got {score_steps}"
+                )
+        if seconds_per_step is not None and not seconds_per_step > 0:
+            raise ValueError(f"seconds_per_step must be > 0, got {seconds_per_step!r}")
+        self.score_steps = score_steps
+        self.seconds_per_step = seconds_per_step
+        self.on_point = on_point
+        self.step = (int(start_step) // self.eval_every) * self.eval_every
+        self.points: list[CurvePoint] = [p for p in points if p.step <= self.step]
+        self.train_s = self.points[-1].train_s if self.points else 0.0
         self._mark: float | None = None
 
     def start(self) -> None:
@@ -137,7 +166,14 @@ class QualityProbe:
         if self._mark is None:
             raise RuntimeError("QualityProbe.start() must be called before training")
         self.train_s += self.clock() - self._mark
-        step = self.eval_every * (len(self.points) + 1)
+        self.step += self.eval_every
+        step = self.step
+        if self.score_steps is not None:
+            if step not in self.score_steps:
+                self._mark = self.clock()
+                return self.points[-1].fd if self.points else math.inf
+            if self.seconds_per_step is not None:
+                self.train_s = step * self.seconds_per_step
         gen = torch.Generator(self.device).manual_seed(self.seed)
         t0 = self.clock()
         with torch.no_grad():
@@ -154,7 +190,11 @@ class QualityProbe:
                 sample_s=sample_s,
             )
         )
+        if self.on_point is not None:
+            self.on_point(list(self.points))
         self._mark = self.clock()
+        if self.score_steps is not None and step >= self.score_steps[-1]:
+            raise BudgetReached(f"last scheduled point, step {step}, scored")
         if self.budget_s is not None and self.train_s >= self.budget_s:
             raise BudgetReached(f"{self.train_s:.0f} s of training spent at step {step}")
         return float(scores["fd"])
@@ -169,14 +209,19 @@ def measure(
     device: torch.device | str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    directory: str | Path | None = None,
 ) -> Curve:
     """Train ``spec`` with ``settings`` (those of :func:`kacnb.mnist_exp.train_model`; its
     ``steps`` is an upper bound) and return the probe's points as a :class:`Curve`. The run
-    ends at ``settings["steps"]`` or when the probe's budget is spent; nothing is saved."""
+    ends at ``settings["steps"]`` or when the probe's budget is spent. With ``directory`` the
+    run is checkpointed there and resumed from a checkpoint it finds (give the probe the
+    checkpoint's step and the points saved so far); at a deadline
+    (:class:`kacnb.train.TimeLimitReached`) the checkpoint is written and the exception
+    propagates."""
     probe.start()
     try:
         train_model(
-            spec, data, settings, device, None, seed, progress,
+            spec, data, settings, device, directory, seed, progress,
             validate=probe, eval_every=probe.eval_every,
         )  # fmt: skip
     except BudgetReached:

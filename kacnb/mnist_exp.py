@@ -274,6 +274,23 @@ TRAIN_KEYS = ("base", "levels", "blocks", "steps", "batch", "lr", "ema", "grad_c
 AMP_DTYPES = {None: None, "bf16": torch.bfloat16}
 
 
+def model_checkpoint(directory: str | Path, spec, settings: dict, seed: int = 0) -> Path:
+    """The checkpoint file :func:`train_model` uses for ``spec`` with ``settings`` and
+    ``seed`` in ``directory`` (its name hashes the training settings, ``amp`` when set)."""
+    s = {k: settings[k] for k in TRAIN_KEYS}
+    amp = settings.get("amp")
+    named = {**s, "seed": seed, **({"amp": amp} if amp is not None else {})}
+    return checkpoint_file(directory, spec.key, named)
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The optimiser step a training checkpoint holds (0 when the file does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
 def train_model(
     spec: MnistModel,
     data: Callable[[int, torch.Generator], torch.Tensor],
@@ -308,10 +325,8 @@ def train_model(
     ckpt = None
     resumed = 0
     if directory is not None:
-        named = {**s, "seed": seed, **({"amp": amp} if amp is not None else {})}
-        ckpt = checkpoint_file(directory, spec.key, named)
-        if ckpt.exists():
-            resumed = int(torch.load(ckpt, map_location="cpu", weights_only=True)["step"])
+        ckpt = model_checkpoint(directory, spec, settings, seed)
+        resumed = checkpoint_step(ckpt)
     config = TrainConfig(
         steps=s["steps"],
         batch_size=s["batch"],

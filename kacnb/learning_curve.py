@@ -38,7 +38,10 @@ __all__ = [
     "best_within",
     "affordable_train_s",
     "pick",
+    "stops_improving",
+    "long_table",
     "RECORD",
+    "LONG_RECORD",
     "load_record",
     "QUICK_TOTAL_S",
     "QUICK_FIXED_S",
@@ -46,8 +49,12 @@ __all__ = [
     "quick_budget",
 ]
 
-#: Where ``tools/mnist_learning_curve.py`` writes its measurement (committed with the figures).
-RECORD = Path(__file__).resolve().parent.parent / "figures" / "runs" / "05_learning_curve.json"
+_RUNS = Path(__file__).resolve().parent.parent / "figures" / "runs"
+#: The quick profile's learning curve (240 s per configuration, 20 Euler steps).
+RECORD = _RUNS / "05_learning_curve.json"
+#: Where ``tools/mnist_learning_curve.py`` writes the long curves (up to 30 minutes per
+#: configuration and model, 100 Euler steps; committed with the figures).
+LONG_RECORD = _RUNS / "05_learning_curve_long.json"
 
 
 @dataclass(frozen=True)
@@ -68,22 +75,28 @@ class CurvePoint:
 
 @dataclass
 class Curve:
-    """The points of one configuration ``name`` with its training ``settings``."""
+    """The points of one configuration ``name`` with its training ``settings`` (and the
+    ``model`` key when a record holds several models)."""
 
     name: str
     settings: dict
     points: list[CurvePoint] = field(default_factory=list)
+    model: str | None = None  # e.g. "a25_c5_T1" (None: the record's single model)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "settings": self.settings,
             "points": [asdict(p) for p in self.points],
         }
+        if self.model is not None:
+            out["model"] = self.model
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> Curve:
-        return cls(data["name"], dict(data["settings"]), [CurvePoint(**p) for p in data["points"]])
+        points = [CurvePoint(**p) for p in data["points"]]
+        return cls(data["name"], dict(data["settings"]), points, data.get("model"))
 
 
 class BudgetReached(Exception):
@@ -264,6 +277,47 @@ def pick(curves: Sequence[Curve], budget_s) -> tuple[Curve, CurvePoint]:
             + ("" if callable(budget_s) else f" of {budget_s:g} s")
         )
     return min(best, key=lambda cp: cp[1].fd)
+
+
+def stops_improving(curve: Curve, rel: float = 0.05) -> CurvePoint | None:
+    """The earliest point after which the FD improves by less than ``rel`` (relative) up to
+    the curve's last point, i.e. the first ``p`` with ``min(FD after p) >= (1 - rel) FD(p)``;
+    ``None`` when that holds only at the last point (still improving at the end of the
+    budget: more training would help). Scores are noisy (one draw of latents), so ``rel``
+    should exceed the draw-to-draw spread of the FD (a few per cent at 256 samples)."""
+    if not 0 < rel < 1:
+        raise ValueError(f"rel must be in (0, 1), got {rel!r}")
+    pts = curve.points
+    for i, p in enumerate(pts[:-1]):
+        if min(q.fd for q in pts[i + 1 :]) >= (1 - rel) * p.fd:
+            return p
+    return None
+
+
+def long_table(record: dict, rel: float = 0.05) -> list[dict]:
+    """One row per curve of a long learning-curve record (:func:`load_record` of
+    :data:`LONG_RECORD`): ``model``, ``config``, ``best_fd`` and its ``best_min`` (training
+    minutes), the last point's ``last_min``, ``last_fd`` and ``last_confident``, and
+    ``plateau_min``: the training minutes after which the FD improves by less than ``rel``
+    (:func:`stops_improving`; ``None``: still improving when the budget ended)."""
+    rows = []
+    for c in record["curves"]:
+        best = min(c.points, key=lambda p: p.fd)
+        last = c.points[-1]
+        flat = stops_improving(c, rel)
+        rows.append(
+            {
+                "model": c.model,
+                "config": c.name,
+                "best_fd": best.fd,
+                "best_min": best.train_s / 60,
+                "last_min": last.train_s / 60,
+                "last_fd": last.fd,
+                "last_confident": last.confident,
+                "plateau_min": None if flat is None else flat.train_s / 60,
+            }
+        )
+    return rows
 
 
 def load_record(path: str | Path | None = None) -> dict | None:

@@ -152,3 +152,109 @@ def test_the_quick_profile_is_the_committed_learning_curves_choice():
     )  # fmt: skip
     assert quick["steps"] == point.step
     assert record["machine"]["torch_threads"] == 2 and record["n_samples"] == 256
+
+
+def _scheduled(score_steps, every=2, **kw):
+    torch.manual_seed(0)
+    clf = DigitClassifier().eval()
+    ref = torch.randn(50, 128)
+    return QualityProbe(
+        MnistModel(1.0, 1.0, 1.0), clf, ref, n_samples=8, euler_dt=0.5, eval_every=every,
+        score_steps=score_steps, seconds_per_step=0.25, **kw,
+    )  # fmt: skip
+
+
+def test_scheduled_probe_scores_only_at_its_steps_and_stops_at_the_last():
+    saved = []
+    probe = _scheduled([4, 8], on_point=saved.append)
+    probe.start()
+    assert probe(still, None) == math.inf  # step 2: nothing scored yet, never "best"
+    fd = probe(still, None)  # step 4: scored
+    assert math.isfinite(fd) and [p.step for p in probe.points] == [4]
+    assert probe(still, None) == fd  # step 6: the last score again
+    with pytest.raises(BudgetReached, match="step 8"):
+        probe(still, None)
+    # train_s from the step count and the idle speed, not from the clock
+    assert [p.train_s for p in probe.points] == [1.0, 2.0]
+    assert [[p.step for p in pts] for pts in saved] == [[4], [4, 8]]
+    with pytest.raises(ValueError, match="multiples of eval_every"):
+        _scheduled([3, 8])
+
+
+def test_scheduled_probe_resumes_at_a_checkpoint_and_drops_later_points():
+    old = [CurvePoint(4, 1.0, 300.0, 0.1, 5), CurvePoint(8, 2.0, 200.0, 0.2, 6)]
+    probe = _scheduled([4, 8, 12], points=old, start_step=7)  # checkpoint at step 7
+    assert [p.step for p in probe.points] == [4] and probe.step == 6
+    probe.start()
+    assert probe(still, None) != 200.0  # step 8 scored again with the network it has now
+    assert [p.step for p in probe.points] == [4, 8]
+
+
+def test_a_killed_and_resumed_curve_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    import time
+
+    from kacnb.train import TimeLimitReached
+
+    settings = {"base": 4, "levels": 1, "blocks": 1, "steps": 1000, "batch": 4,
+                "lr": 1e-3, "ema": 0.9, "grad_clip": 1.0}  # fmt: skip
+    images = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    data = image_sampler(images, "cpu")
+    whole = measure("w", MnistModel(1.0, 1.0, 1.0), data, settings, _scheduled([4, 8]),
+                    progress=False, directory=tmp_path / "a")  # fmt: skip
+    assert [p.step for p in whole.points] == [4, 8]
+
+    from kacnb.mnist_exp import checkpoint_step, model_checkpoint
+
+    spec = MnistModel(1.0, 1.0, 1.0)
+    monkeypatch.setenv("KACNB_DEADLINE", str(time.time() - 1))  # stop after the first step
+    with pytest.raises(TimeLimitReached):
+        measure("r", spec, data, settings, _scheduled([4, 8]), progress=False,
+                directory=tmp_path / "b")  # fmt: skip
+    monkeypatch.delenv("KACNB_DEADLINE")
+    step = checkpoint_step(model_checkpoint(tmp_path / "b", spec, settings))
+    assert step == 1
+    resumed = measure("r", spec, data, settings, _scheduled([4, 8], start_step=step),
+                      progress=False, directory=tmp_path / "b")  # fmt: skip
+    assert [(p.step, p.fd, p.confident) for p in resumed.points] == [
+        (p.step, p.fd, p.confident) for p in whole.points
+    ]
+
+
+def test_stops_improving_finds_the_plateau_or_says_still_improving():
+    from kacnb.learning_curve import stops_improving
+
+    def curve(fds):
+        return Curve("c", {}, [CurvePoint(10 * k, 60.0 * k, fd, 0.5, 9) for k, fd in
+                               enumerate(fds, 1)])  # fmt: skip
+
+    # 300 -> 150 -> 100 -> 98 -> 97: flat from the third point on (within 5 %)
+    assert stops_improving(curve([300, 150, 100, 98, 97])).step == 30
+    # a noisy bump does not end the improvement: 100 -> 104 -> 90 is still falling
+    assert stops_improving(curve([300, 100, 104, 90, 89])).step == 40
+    # still improving at the last point: None (more budget would help)
+    assert stops_improving(curve([300, 200, 150, 120, 100])) is None
+    assert stops_improving(curve([300, 200]), rel=0.5).step == 10
+    with pytest.raises(ValueError):
+        stops_improving(curve([1, 2]), rel=0)
+
+
+def test_long_table_reads_a_record_of_several_models(tmp_path):
+    import json
+
+    from kacnb.learning_curve import load_record, long_table
+
+    def pts(fds):
+        return [CurvePoint(100 * k, 60.0 * k, fd, 0.1 * k, 9) for k, fd in enumerate(fds, 1)]
+
+    curves = [
+        Curve("u16", {"base": 16}, pts([300, 150, 100, 99]), "a25_c5_T1"),
+        Curve("u32", {"base": 32}, pts([400, 200, 120, 90]), "a25_c5_T1"),
+    ]
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps({"curves": [c.to_json() for c in curves]}))
+    record = load_record(path)
+    assert [c.model for c in record["curves"]] == ["a25_c5_T1", "a25_c5_T1"]
+    small, big = long_table(record)
+    assert (small["config"], small["best_fd"], small["best_min"]) == ("u16", 99, 4.0)
+    assert small["plateau_min"] == 3.0 and big["plateau_min"] is None
+    assert big["last_fd"] == 90 and big["last_confident"] == pytest.approx(0.4)

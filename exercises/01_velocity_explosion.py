@@ -15,7 +15,7 @@
 # *For teachers:* this file holds the reference solutions between the lines
 # `### BEGIN SOLUTION` and `### END SOLUTION` (nbgrader's markup);
 # `kacnb exercises --out DIR` writes the student versions, with every such region replaced
-# by the two lines above.
+# by the two lines above and without this paragraph.
 #
 # Flow models transport samples with a velocity field $v_t$ that moves the curve of laws
 # $\mu_t$ by the continuity equation [2]. Learning $v_t$ by least squares needs finite

@@ -13,7 +13,8 @@
 #
 # *For teachers:* this file holds the reference solutions between the lines
 # `### BEGIN SOLUTION` and `### END SOLUTION` (nbgrader's markup);
-# `kacnb exercises --out DIR` writes the student versions.
+# `kacnb exercises --out DIR` writes the student versions, without them and without this
+# paragraph.
 #
 # The Kac process $K(t) = B\,c\int_0^t(-1)^{N(s)}\,ds$ [25-26] starts at 0 in a fair random
 # direction $B = \pm 1$, moves with speed $c$ and reverses at the jumps of a Poisson process
@@ -116,7 +117,9 @@ check("02.2", kac_variance)
 #
 # The check compares your field with the flux of the law,
 # $v = -\partial_t P(K(t) \le x)/\tilde u(t, x)$ (the continuity equation), computed from
-# `kacnb`'s CDF by finite differences, and tests $|v| \le c$ for $at$ up to $5\cdot 10^4$.
+# `kacnb`'s CDF by finite differences, tests $|v| \le c$ for $at$ up to $5\cdot 10^4$, and
+# evaluates it one to four floating-point steps inside the light cone, where
+# $c^2t^2 - x^2$ can round to 0.
 
 
 # %%
@@ -144,3 +147,62 @@ check("02.3", kac_velocity)
 # the atoms move with exactly $\pm c$: the field jumps at $x = \pm ct$. This jump is the
 # reason why notebook 04 computes its training targets from the sampled $K(t)$ (exercise
 # 04.1).
+
+# %% [markdown]
+# ## Exercise 02.4: the density [30-31], and a slip in its $I_1$ term
+#
+# Write `kac_density(t, x, a, c)`, the continuous part of the law of $K(t)$ [30-31],
+# $$\tilde u(t, x) = \frac{a}{2c}e^{-at}\Bigl(I_0(\beta r) + ct\,\frac{I_1(\beta r)}{r}\Bigr),
+# \qquad \beta = \frac ac,\quad r = \sqrt{c^2t^2 - x^2},$$
+# for float64 tensors `t`, `x` of the same shape with $t > 0$ (the result has that shape;
+# return 0 for $|x| \ge ct$: the atoms at $\pm ct$ are not part of $\tilde u$).
+#
+# It must stay finite for $at$ in the thousands, where $e^{-at}$ underflows and $I_0$,
+# $I_1$ overflow: use the scaled functions, $e^{-at}I_k(z) = \mathrm{i}_k\mathrm{e}(z)\,
+# e^{z - at}$ with $z = \beta r \le at$, and form the exponent as
+# $z - at = -\beta x^2/(r + ct)$, which does not cancel. As $r \to 0$ (at the edge of the
+# cone) $I_1(\beta r)/r \to \beta/2$.
+#
+# *Watch the denominator of the second term:* it is $r$, not $z = \beta r$. With the scaled
+# functions it is easy to write `i1e(z) / z` where `i1e(z) / r` is meant; the two differ by
+# the factor $\beta = a/c$, so the slip is invisible for $a = c$. The authors' own public
+# sampler had exactly this slip until a later fix; notebook 02, section 8, works out which
+# law it drew instead.
+#
+# The check compares your density with the Poisson-Beta series of the law (given $n \ge 1$
+# switches, $K(t)/(ct) = B(2Y - 1)$ with $Y \sim \mathrm{Beta}(\lfloor n/2\rfloor + 1,
+# \lceil n/2\rceil)$), which uses no Bessel function, for pairs with $a \ne c$; checks the
+# mass $1 - e^{-at}$ for $at$ up to 8000; the limit at the edge of the cone; and 0 off it.
+
+
+# %%
+def kac_density(t: torch.Tensor, x: torch.Tensor, a: float, c: float) -> torch.Tensor:
+    """The density ``u~(t, x)`` [30-31] per unit of ``x``; 0 for ``|x| >= c t``."""
+    ### BEGIN SOLUTION
+    ct = c * t
+    ax = x.abs()
+    inside = ax < ct
+    r = torch.sqrt(((ct - ax) * (ct + ax)).clamp_min(0.0))
+    z = (a / c) * r
+    # exp(z - a t) with z - a t = -(a/c) x^2 / (r + c t) (no cancellation for large a t)
+    denom = torch.where(inside, r + ct, torch.ones_like(ct))
+    scale = torch.exp(-(a / c) * x * x / denom)
+    # exp(-z) I1(z) / r = (a/c) exp(-z) I1(z) / z, with the limit (a/c)/2 at z = 0
+    positive = z > 0
+    z_safe = torch.where(positive, z, torch.ones_like(z))
+    i1_over_z = torch.where(positive, torch.special.i1e(z_safe) / z_safe, torch.full_like(z, 0.5))
+    dens = (a / (2.0 * c)) * scale * (torch.special.i0e(z) + ct * (a / c) * i1_over_z)
+    return torch.where(inside, dens, torch.zeros_like(dens))
+    ### END SOLUTION
+
+
+# %%
+check("02.4", kac_density)
+
+# %% [markdown]
+# **Discussion.** The two terms have a meaning: $\frac{a}{2c}e^{-at}I_0(\beta r)$ is the law
+# of $K(t)$ on the event of an odd number of switches, $\frac{a}{2c}e^{-at}ct\,I_1(\beta r)/r$
+# the law on an even number $\ge 2$. The slip `i1e(z)/z` weights the second by $c/a$; since
+# the authors' sampler renormalised its table to the mass $1 - e^{-at}$, it drew a Kac
+# process whose paths with an even number of switches were $c/a$ times too rare, a slightly
+# narrower law (notebook 02, section 8).

@@ -13,7 +13,8 @@
 #
 # *For teachers:* this file holds the reference solutions between the lines
 # `### BEGIN SOLUTION` and `### END SOLUTION` (nbgrader's markup);
-# `kacnb exercises --out DIR` writes the student versions.
+# `kacnb exercises --out DIR` writes the student versions, without them and without this
+# paragraph.
 #
 # In $d$ dimensions the paper uses the componentwise process
 # $K(t) = (K^1(t), \dots, K^d(t))$ with independent one-dimensional Kac components and

@@ -13,7 +13,8 @@
 #
 # *For teachers:* this file holds the reference solutions between the lines
 # `### BEGIN SOLUTION` and `### END SOLUTION` (nbgrader's markup);
-# `kacnb exercises --out DIR` writes the student versions.
+# `kacnb exercises --out DIR` writes the student versions, without them and without this
+# paragraph.
 #
 # Conditional flow matching [97] trains a network $v_\theta(t, x)$ on draws of
 # $t \sim U(0, T)$, a data point $x_0$ and $x_t$ from the conditional law of $X_t$ given

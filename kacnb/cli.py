@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import logging
 import math
 import os
@@ -276,12 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Write the course exercises exercises/NN_name.py with every region between "
             "'### BEGIN SOLUTION' and '### END SOLUTION' replaced by 'raise "
-            "NotImplementedError()', as DIR/NN_name.py and DIR/NN_name.ipynb."
+            "NotImplementedError()' and the note for teachers removed, as DIR/NN_name.py and "
+            "DIR/NN_name.ipynb. DIR must not be a folder of the project (notebooks/, "
+            "exercises/ or one holding files tracked by its git repository)."
         ),
     )
-    p_ex.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p_ex.add_argument(
-        "--force", action="store_true", help="write into a non-empty DIR (replaces same names)"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder: a new one, or one outside the repository (or below runs/)",
+    )
+    p_ex.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR (replaces same names); the project's own folders are "
+        "refused even so",
     )
     p_ex.add_argument(
         "--exercises-dir",
@@ -359,7 +371,9 @@ def _check_output_dir(path: Path, what: str) -> None:
 
 
 def _check_parameters(reg: Registry, specs: list[NotebookSpec], extra: dict) -> None:
-    """Every ``-p NAME`` must be a parameter of every notebook to run."""
+    """Every ``-p NAME`` must be a parameter of every notebook to run, its value one the
+    notebook can take (:func:`kacnb.params.check_values`)."""
+    from . import params
     from .runner import RESERVED_PARAMETERS, notebook_parameters
 
     if not extra:
@@ -372,6 +386,9 @@ def _check_parameters(reg: Registry, specs: list[NotebookSpec], extra: dict) -> 
                 f"notebook {spec.stem} has no parameter {', '.join(unknown)} (-p); its "
                 f"parameters: {', '.join(valid) if valid else 'none besides the options'}"
             )
+        # values papermill cannot write (a set, a complex number) or of another kind than
+        # the cell's default (the text 'false' for a boolean) stop here, in one line
+        params.check_values(extra, params.notebook_defaults(reg.source(spec)), spec.stem)
 
 
 def _resolve(args, reg: Registry) -> list[NotebookSpec]:
@@ -385,45 +402,120 @@ def _resolve(args, reg: Registry) -> list[NotebookSpec]:
 @dataclass
 class _Destination:
     """Where one notebook's run writes: its notebook (``None``: next to the .py), its figures
-    and record; ``published`` is the profile of the published record when the run goes to
-    the scratch folder instead of replacing it (``None`` when it publishes)."""
+    and record, and a weights bundle (``weights_dir``; ``None``: with the figures, in
+    ``<figures_dir>/pretrained/``); ``reason`` says why the run goes to the scratch folder
+    instead of replacing the published outputs (``None`` when it publishes)."""
 
     output: Path | None
     figures_dir: Path
-    published: str | None = None
+    reason: str | None = None
+    weights_dir: Path | None = None
 
 
-def _destinations(args, reg: Registry, specs: list[NotebookSpec]) -> dict[str, _Destination]:
-    """Publish into the default locations only for the published record's profile (or no
-    record, or ``--publish``); otherwise the defaults are replaced by the scratch folder."""
+#: Why a run with ``-p pretrained=True`` goes to the scratch folder without ``--publish``.
+PRETRAINED_REASON = "-p pretrained=True evaluates the shipped weights; it publishes with --publish"
+
+
+def _scratch_reason(args, published: str | None, extra: dict) -> str | None:
+    """Why a run into the default locations must not replace the published outputs, or
+    ``None``: it publishes when its profile is the published record's (or there is none),
+    unless it evaluates the shipped weights; ``--publish`` publishes whatever the reason."""
+    if args.publish:
+        return None
+    if extra.get("pretrained"):
+        return PRETRAINED_REASON
+    if published is not None and published != args.profile:
+        return f"the published run is profile {published}, this one {args.profile}"
+    return None
+
+
+def _destinations(
+    args, reg: Registry, specs: list[NotebookSpec], extra: dict | None = None
+) -> dict[str, _Destination]:
+    """Publish into the default locations only when :func:`_scratch_reason` allows it;
+    otherwise the defaults are replaced by the scratch folder.  A weights bundle goes to
+    ``pretrained/`` only when a paper-profile run publishes its figures to ``figures/``."""
     from .runner import published_profile, scratch_dir
 
+    extra = extra or {}
     scratch = scratch_dir(reg.root, args.profile).resolve()
     plan = {}
     for spec in specs:
         published = published_profile(reg.figures_dir / "runs" / f"{spec.stem}.json")
         explicit = args.output_dir is not None and args.figures_dir is not None
-        if explicit or args.publish or published is None or published == args.profile:
+        reason = None if explicit else _scratch_reason(args, published, extra)
+        if reason is None:
             output = args.output_dir / f"{spec.stem}.ipynb" if args.output_dir else None
             figures_dir = (args.figures_dir or reg.figures_dir).resolve()
-            plan[spec.stem] = _Destination(output, figures_dir)
+            shipped = args.profile == "paper" and figures_dir == reg.figures_dir.resolve()
+            weights = reg.root.resolve() / "pretrained" if shipped else None
+            plan[spec.stem] = _Destination(output, figures_dir, None, weights)
             continue
         output_dir = args.output_dir or scratch
         plan[spec.stem] = _Destination(
             output_dir / f"{spec.stem}.ipynb",
             (args.figures_dir or scratch / "figures").resolve(),
-            published,
+            reason,
         )
     return plan
 
 
-def _scratch_note(spec: NotebookSpec, dest: _Destination, profile: str, *, done: bool) -> str:
+def _scratch_note(spec: NotebookSpec, dest: _Destination, *, done: bool) -> str:
     state = "not published" if done else "will not be published"
     return (
-        f"{spec.stem}: {state} (the published run is profile {dest.published}, this one "
-        f"{profile}): notebook {dest.output}, figures and record {dest.figures_dir}; "
-        f"--publish replaces the published ones"
+        f"{spec.stem}: {state} ({dest.reason}): notebook {dest.output}, figures and record "
+        f"{dest.figures_dir}; --publish replaces the published ones"
     )
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it is inside it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _verdict_count(result, figures_dir: Path) -> str:
+    """``"18 of 18 reproduced"`` from the metrics file this run published, if it did."""
+    from .report import VERDICTS, metrics_path
+
+    path = metrics_path(result.spec.stem, figures_dir)
+    if path not in result.published:
+        return "no verdict table"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+        ok = sum(row["verdict"] == VERDICTS[0] for row in rows)
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"verdict table {_shown(path)} unreadable"
+    return f"{ok} of {len(rows)} reproduced"
+
+
+def _summary_line(result, dest: _Destination) -> str:
+    """One line per completed notebook: its verdict count and where its outputs went, e.g.
+    ``02_kac_1d: 18 of 18 reproduced -> notebooks/02_kac_1d.ipynb, figures/``."""
+    where = [_shown(result.output), _shown(dest.figures_dir) + "/"]
+    if result.weights is not None:
+        where.append(_shown(result.weights) + "/")
+    state = " (not published)" if dest.reason is not None else ""
+    verdicts = _verdict_count(result, dest.figures_dir)
+    return f"{result.spec.stem}: {verdicts} -> {', '.join(where)}{state}"
+
+
+def _stop_line(event: str, stem: str, results: list, plan: dict, not_run: list[str]) -> str:
+    """What a run that stopped in notebook ``stem`` left: which notebooks of the run were
+    published before it, which went to the scratch folder, which did not run."""
+    published = [r.spec.stem for r in results if plan[r.spec.stem].reason is None]
+    scratched = [r.spec.stem for r in results if plan[r.spec.stem].reason is not None]
+    if not (results or not_run):
+        return f"{event} in {stem}: nothing published"
+    parts = [f"published: {', '.join(published)}" if published else "nothing published"]
+    if scratched:
+        parts.append(f"written to the scratch folder: {', '.join(scratched)}")
+    if not_run:
+        parts.append(f"not run: {', '.join(not_run)}")
+    return f"{event} in {stem} (not published); " + "; ".join(parts)
 
 
 #: Notebooks that load MNIST (``kacnb.data.mnist``, train and test splits).
@@ -483,7 +575,8 @@ def _download_blocker(folder: Path, names: list[str], timeout: float = 5.0) -> s
 
 
 def _check_mnist(reg: Registry, specs: list[NotebookSpec]) -> None:
-    """Notebooks loading MNIST need its four files in ``$KACNB_DATA_DIR`` (else
+    """Notebooks loading MNIST need its four files in the folder ``kacnb.data.data_root``
+    picks (``$KACNB_DATA_DIR``, else the copy shipped in ``datasets/mnist``, else
     ``./data/mnist`` in the kernel's folder, the notebooks folder) or a way to download them."""
     from .data import data_root, missing_mnist_files
 
@@ -530,13 +623,11 @@ def _bar(specs, disable: bool):
     return tqdm(specs, desc="notebooks", unit="nb", disable=disable or len(specs) < 2)
 
 
-def cmd_run(args, entries) -> int:
-    from tqdm import tqdm
+def _prepare_run(args, entries) -> tuple[Registry, list[NotebookSpec], dict, str, dict]:
+    """Check everything a run needs before the first notebook starts: ``(registry, specs,
+    extra parameters, device, destinations)``; no specs when there is nothing to run."""
+    from .runner import RESERVED_PARAMETERS
 
-    from .runner import RESERVED_PARAMETERS, NotebookFailed, TimeLimitStopped, run_notebook
-
-    started = time.time()
-    deadline = started + args.time_limit if args.time_limit is not None else None
     reg = _registry(args, entries)
     extra = dict(args.param)
     clash = sorted(set(extra) & set(RESERVED_PARAMETERS))
@@ -544,10 +635,10 @@ def cmd_run(args, entries) -> int:
         raise ValueError(f"set {', '.join(clash)} with --profile/--device/--seed/--figures-dir")
     specs = _resolve(args, reg)
     if not specs:
-        return 0
+        return reg, specs, extra, "", {}
     _check_parameters(reg, specs, extra)
     device = _check_device(args.device)
-    plan = _destinations(args, reg, specs)
+    plan = _destinations(args, reg, specs, extra)
     figures_dirs = sorted({d.figures_dir for d in plan.values()})
     output_dirs = sorted(
         {d.output.parent if d.output else reg.notebooks_dir for d in plan.values()}
@@ -563,59 +654,128 @@ def cmd_run(args, entries) -> int:
         }
     )
     _check_mnist(reg, specs)
+    return reg, specs, extra, device, plan
+
+
+def _interrupt_event(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """``(what happened, exit status)`` of an interruption: Ctrl-C 130, SIGTERM 143."""
+    signum = getattr(exc, "signum", None)
+    if signum is None:
+        return "interrupted", 130
+    import signal
+
+    return f"terminated ({signal.Signals(signum).name})", 128 + signum
+
+
+def _interrupt_line(event: str, specs: list[NotebookSpec], results: list, plan: dict) -> str:
+    """The one line of an interrupted run: the notebook it stopped in and what was published."""
+    done = {r.spec.stem for r in results}
+    pending = [s.stem for s in specs if s.stem not in done]
+    if pending:
+        return _stop_line(event, pending[0], results, plan, pending[1:])
+    published = [r.spec.stem for r in results if plan[r.spec.stem].reason is None]
+    return f"{event} after the last notebook; published: {', '.join(published) or 'none'}"
+
+
+def _stopped(
+    message: str | None, event: str, spec, results: list, plan: dict, not_run: list[str]
+) -> None:
+    """Print why the run stopped, the completed notebooks' lines and what was published."""
+    if message:
+        print(f"{PROG}: {message}", file=sys.stderr)
+    for result in results:
+        print(_summary_line(result, plan[result.spec.stem]), file=sys.stderr)
+    print(f"{PROG}: {_stop_line(event, spec.stem, results, plan, not_run)}", file=sys.stderr)
+
+
+def cmd_run(args, entries) -> int:
+    from tqdm import tqdm
+
+    from .runner import (
+        NotebookFailed,
+        OutputLocked,
+        PublishError,
+        TimeLimitStopped,
+        run_notebook,
+        sigterm_interrupts,
+    )
+
+    started = time.time()
+    deadline = started + args.time_limit if args.time_limit is not None else None
+    reg, specs, extra, device, plan = _prepare_run(args, entries)
+    if not specs:
+        return 0
     if args.log_output:
         logging.basicConfig(format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
     limit = f" time limit {args.time_limit:g} s" if deadline is not None else ""
+    figures_dirs = sorted({d.figures_dir for d in plan.values()})
     print(
         f"{PROG}: running {len(specs)} notebook(s): profile={args.profile} device={device} "
         f"seed={args.seed}{limit} figures -> {', '.join(map(str, figures_dirs))}",
         file=sys.stderr,
     )
-    scratched = [spec for spec in specs if plan[spec.stem].published is not None]
+    scratched = [spec for spec in specs if plan[spec.stem].reason is not None]
     for spec in scratched:
-        note = _scratch_note(spec, plan[spec.stem], args.profile, done=False)
-        print(f"{PROG}: {note}", file=sys.stderr)
+        print(f"{PROG}: {_scratch_note(spec, plan[spec.stem], done=False)}", file=sys.stderr)
+    results = []
     bar = _bar(specs, args.no_progress)
-    for spec in bar:
-        bar.set_postfix_str(spec.stem)
-        dest = plan[spec.stem]
-        try:
-            result = run_notebook(
-                spec,
-                reg.source(spec),
-                profile=args.profile,
-                device=device,
-                seed=args.seed,
-                output=dest.output,
-                figures_dir=dest.figures_dir,
-                progress_bar=not args.no_progress,
-                log_output=args.log_output,
-                timeout=args.timeout,
-                extra_parameters=extra,
-                deadline=deadline,
-            )
-        except TimeLimitStopped as exc:
-            bar.close()
-            elapsed = time.time() - started
-            print(
-                f"{PROG}: stopped at the time limit after {elapsed:.0f} s in {exc.stem} (not "
-                f"published); run the same command again to continue ({exc.detail})",
-                file=sys.stderr,
-            )
-            return EXIT_TIME_LIMIT
-        except NotebookFailed as exc:
-            bar.close()
-            print(f"{PROG}: FAILED: {exc}", file=sys.stderr)
-            return 1
-        tqdm.write(
-            f"{spec.stem}: done in {result.record['wall_time_s']:.1f} s -> {result.output}",
-            file=sys.stderr,
-        )
+    try:
+        with sigterm_interrupts():
+            for i, spec in enumerate(bar):
+                bar.set_postfix_str(spec.stem)
+                dest = plan[spec.stem]
+                not_run = [s.stem for s in specs[i + 1 :]]
+                try:
+                    result = run_notebook(
+                        spec,
+                        reg.source(spec),
+                        profile=args.profile,
+                        device=device,
+                        seed=args.seed,
+                        output=dest.output,
+                        figures_dir=dest.figures_dir,
+                        progress_bar=not args.no_progress,
+                        log_output=args.log_output,
+                        timeout=args.timeout,
+                        extra_parameters=extra,
+                        deadline=deadline,
+                        weights_dir=dest.weights_dir,
+                    )
+                except TimeLimitStopped as exc:
+                    bar.close()
+                    message = (
+                        f"stopped at the time limit after {time.time() - started:.0f} s in "
+                        f"{exc.stem} (not published); run the same command again to continue "
+                        f"({exc.detail})"
+                    )
+                    _stopped(message, "stopped", spec, results, plan, not_run)
+                    return EXIT_TIME_LIMIT
+                except (NotebookFailed, PublishError) as exc:
+                    bar.close()
+                    _stopped(f"FAILED: {exc}", "stopped", spec, results, plan, not_run)
+                    return 1
+                except OutputLocked as exc:
+                    bar.close()
+                    _stopped(f"error: {exc}", "stopped", spec, results, plan, not_run)
+                    return 2
+                results.append(result)
+                tqdm.write(
+                    f"{spec.stem}: done in {result.record['wall_time_s']:.1f} s -> {result.output}",
+                    file=sys.stderr,
+                )
+    except KeyboardInterrupt as exc:
+        bar.close()
+        # the kernel may die from the same Ctrl-C; keep asyncio's late logs quiet
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        event, status = _interrupt_event(exc)
+        print(f"{PROG}: {_interrupt_line(event, specs, results, plan)}", file=sys.stderr)
+        return status
     bar.close()
+    for result in results:
+        print(_summary_line(result, plan[result.spec.stem]), file=sys.stderr)
     for spec in scratched:
-        note = _scratch_note(spec, plan[spec.stem], args.profile, done=True)
-        print(f"{PROG}: {note}", file=sys.stderr)
+        print(f"{PROG}: {_scratch_note(spec, plan[spec.stem], done=True)}", file=sys.stderr)
     return 0
 
 
@@ -703,8 +863,9 @@ def cmd_exercises(args, entries) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, entries: Iterable[NotebookSpec] = NOTEBOOKS) -> int:
-    """Entry point; returns the exit status (0 ok, 1 a notebook failed, 2 bad usage,
-    3 stopped at ``--time-limit``, 130 interrupted).
+    """Entry point; returns the exit status (0 ok, 1 a notebook failed or could not be
+    published, 2 bad usage, 3 stopped at ``--time-limit``, 130 interrupted (Ctrl-C), 143
+    terminated (SIGTERM)).
 
     ``entries`` replaces the registered notebooks (for tests).
     """
@@ -722,10 +883,11 @@ def main(argv: Sequence[str] | None = None, *, entries: Iterable[NotebookSpec] =
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         _err(f"{exc.strerror or exc}{where}")
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # The kernel shares the terminal's process group and may die from the same Ctrl-C;
         # nbclient's background tasks then fail with DeadKernelError, which asyncio would log
         # as a traceback at exit. The interruption is the message, so keep asyncio quiet.
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-        print(f"{PROG}: interrupted (nothing published)", file=sys.stderr)
-        return 130
+        event, status = _interrupt_event(exc)
+        print(f"{PROG}: {event} (nothing published)", file=sys.stderr)
+        return status

@@ -1,11 +1,21 @@
 """MNIST in its standard IDX format, verified by checksum (paper Section 7; docs/paper-notes.md).
 
-``mnist(split, root)`` looks for the four standard files (gzipped or not) in ``root``, else
-in ``$KACNB_DATA_DIR``, else in ``./data/mnist``. The SHA-256 of the *decompressed* content
-is checked (gzip archives of the same content differ between distributions), so a corrupt or
-truncated file is never used: it raises :class:`DataError` naming the file and saying what to
-do. Missing files are downloaded from public mirrors (or those passed in ``mirrors``) and
-verified before they are kept.
+``mnist(split, root)`` reads the four standard files (gzipped or not) from the first of these
+folders (:func:`data_root`):
+
+1. ``root``, when given;
+2. ``$KACNB_DATA_DIR``, when set and not empty;
+3. the copy shipped with the repository, ``datasets/mnist/`` beside the ``kacnb`` package
+   (:data:`SHIPPED_MNIST_DIR`, CC BY-SA 3.0, Y. LeCun and C. Cortes), when it holds all four
+   files; so a checkout needs no network;
+4. ``./data/mnist`` below the working directory (the notebooks run in ``notebooks/``).
+
+Files missing from the chosen folder are downloaded into it from public mirrors (or those
+passed in ``mirrors``) and verified before they are kept; the shipped folder is chosen only
+when it is complete, so nothing is ever downloaded into it. The SHA-256 of the
+*decompressed* content is checked (gzip archives of the same content differ between
+distributions), so a corrupt or truncated file is never used, wherever it lies: it raises
+:class:`DataError` naming the file and saying what to do (no other folder is tried instead).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ __all__ = [
     "MNIST_FILES",
     "MNIST_SHA256",
     "MNIST_MIRRORS",
+    "SHIPPED_MNIST_DIR",
 ]
 
 #: split -> (images file, labels file), without the ``.gz`` suffix.
@@ -50,6 +61,8 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+#: The MNIST files shipped with the repository (``datasets/mnist`` at its root).
+SHIPPED_MNIST_DIR = Path(__file__).resolve().parent.parent / "datasets" / "mnist"
 _IDX_MAGIC = {3: 2051, 1: 2049}  # number of dimensions -> magic number (unsigned bytes)
 
 
@@ -58,19 +71,32 @@ class DataError(RuntimeError):
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """``root``, else ``$KACNB_DATA_DIR``, else ``./data/mnist``."""
+    """The MNIST folder: ``root``, else ``$KACNB_DATA_DIR``, else the shipped copy
+    :data:`SHIPPED_MNIST_DIR` if it holds all four files, else ``./data/mnist``."""
     if root is not None:
         return Path(root)
     env = os.environ.get("KACNB_DATA_DIR")
-    return Path(env) if env else Path("data") / "mnist"
+    if env:
+        return Path(env)
+    if not missing_mnist_files(SHIPPED_MNIST_DIR):
+        return SHIPPED_MNIST_DIR
+    return Path("data") / "mnist"
 
 
 def _read_verified(path: Path, name: str, sha256: Mapping[str, str]) -> bytes:
     """Decompressed content of ``path``, checked against ``sha256[name]``."""
-    advice = (
-        f"Delete {path} and run again to download a fresh copy, or point "
-        f"KACNB_DATA_DIR at a folder with intact MNIST files."
-    )
+    if path.resolve().parent == SHIPPED_MNIST_DIR.resolve():
+        advice = (
+            "It is the copy shipped with the repository: restore it with "
+            "'git checkout -- datasets/mnist', or delete it and run again to download the "
+            "four files into ./data/mnist, or point KACNB_DATA_DIR at a folder with intact "
+            "MNIST files."
+        )
+    else:
+        advice = (
+            f"Delete {path} and run again to download a fresh copy, or point "
+            f"KACNB_DATA_DIR at a folder with intact MNIST files."
+        )
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as fh:

@@ -29,6 +29,13 @@ The report is ``<out>/index.html`` (self-contained: the images are copied into
 ``<out>/images/``, links are relative) and ``<out>/summary.json``. Drift, i.e. a flipped
 verdict, a metric outside its tolerance, a changed, missing or new figure or metrics entry,
 makes ``kacnb drift`` exit with status 1.
+
+A fresh run (or committed output) that is not shaped as ``kacnb run`` writes it, e.g. a
+metrics file that is not an object, ``"rows": null``, a run record whose ``figures`` is not a
+list of file names, a notebook that is not an nbformat object, is not drift but a usage
+error (:class:`MalformedRun`, exit status 2, one line naming the file and what is wrong).
+Figures are read only from inside the two figures folders: a name with a folder part,
+``..`` or an absolute path, and a link leading out of the folder, are refused the same way.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ __all__ = [
     "REVIEW_ONLY_FIGURES",
     "Finding",
     "FigureResult",
+    "MalformedRun",
     "DriftReport",
     "tolerance_for",
     "compare_text",
@@ -405,12 +413,6 @@ def compare_figure(
     return result
 
 
-def _record_figures(record: Mapping | None) -> list[str]:
-    if not record:
-        return []
-    return [f for f in record.get("figures", []) if str(f).lower().endswith(".png")]
-
-
 # -- notebooks --------------------------------------------------------------------------
 
 
@@ -504,13 +506,129 @@ def _excerpt(text: str, limit: int = 400) -> str:
 # -- the whole comparison ---------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict | None:
+class MalformedRun(ValueError):
+    """A file of the fresh run (or of the committed outputs) is not shaped as ``kacnb run``
+    writes it, or names a figure outside its folder. ``kacnb drift`` reports it as a usage
+    error (exit status 2), not as drift; the message is one line naming the file."""
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of ``value``'s type (for messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, links followed, lies in ``root`` (links followed)."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def _read_json(path: Path, root: Path | None = None) -> object | None:
+    """The JSON value of ``path``, ``None`` when there is no such file. With ``root``, a
+    link leading out of ``root`` is refused."""
     if not path.is_file():
         return None
+    if root is not None and not _inside(path, root):
+        raise MalformedRun(f"{path}: a link to {path.resolve()}, outside {root}")
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path} is not readable JSON ({exc})") from None
+
+
+def _expect(path: Path, what: str, value: object, kind: type, must: str) -> None:
+    if not isinstance(value, kind):
+        raise MalformedRun(f"{path}: {what} must be {must}, got {_json_type(value)}")
+
+
+def _text_ok(value: object) -> bool:
+    """A string, or a list of strings (nbformat's multi-line text)."""
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    )
+
+
+def _read_metrics(path: Path, root: Path) -> dict | None:
+    """A metrics record (:func:`kacnb.report.write_metrics`): an object whose ``rows``, when
+    present, is a list of objects."""
+    record = _read_json(path, root)
+    if record is None:
+        return None
+    _expect(path, "a metrics record", record, dict, "a JSON object")
+    if "rows" in record:
+        rows = record["rows"]
+        _expect(path, '"rows"', rows, list, "a list of row objects")
+        for i, row in enumerate(rows):
+            _expect(path, f'"rows"[{i}]', row, dict, "an object (claim, measured, verdict)")
+    return record
+
+
+#: A figure name of a run record: one file name, no folder part.
+_FIGURE_NAME = re.compile(r"^[^/\\\x00]+$")
+
+
+def _read_record_figures(path: Path, root: Path) -> list[str]:
+    """The PNG names of a run record ``runs/<stem>.json`` (an object whose ``figures``, when
+    present, is a list of plain file names in the figures folder ``root``)."""
+    record = _read_json(path, root)
+    if record is None:
+        return []
+    _expect(path, "a run record", record, dict, "a JSON object")
+    names = record.get("figures", [])
+    _expect(path, '"figures"', names, list, "a list of file names")
+    for name in names:
+        _expect(path, 'an entry of "figures"', name, str, "a file name")
+        if name in ("", ".", "..") or not _FIGURE_NAME.match(name):
+            raise MalformedRun(
+                f"{path}: figure {name!r} is not a file name in the figures folder "
+                "(no folder part, no '..', not absolute)"
+            )
+    return [n for n in names if n.lower().endswith(".png")]
+
+
+def _read_notebook(path: Path, root: Path) -> dict | None:
+    """An executed notebook (nbformat JSON), checked as far as :func:`compare_notebook`
+    reads it: cells are objects with text sources, their outputs objects with text."""
+    nb = _read_json(path, root)
+    if nb is None:
+        return None
+    _expect(path, "a notebook", nb, dict, "a JSON object (nbformat)")
+    cells = nb.get("cells", [])
+    _expect(path, '"cells"', cells, list, "a list of cell objects")
+    for i, cell in enumerate(cells):
+        where = f"cell {i + 1}"
+        _expect(path, where, cell, dict, "an object")
+        meta = cell.get("metadata", {})
+        _expect(path, f"{where} metadata", meta, dict, "an object")
+        _expect(path, f"{where} tags", meta.get("tags", []), list, "a list")
+        if not _text_ok(cell.get("source", "")):
+            raise MalformedRun(f"{path}: {where} source must be text or a list of lines")
+        outputs = cell.get("outputs", [])
+        _expect(path, f"{where} outputs", outputs, list, "a list of output objects")
+        for out in outputs:
+            _expect(path, f"an output of {where}", out, dict, "an object")
+            data = out.get("data", {})
+            _expect(path, f"output data of {where}", data, dict, "an object")
+            if not (_text_ok(out.get("text", "")) and _text_ok(data.get("text/plain", ""))):
+                raise MalformedRun(f"{path}: an output of {where} has text that is not text")
+    return nb
+
+
+def _figure_path(folder: Path, name: str, record: Path) -> Path:
+    """``folder / name``, refused when it is a link leading out of ``folder``."""
+    path = folder / name
+    if (path.exists() or path.is_symlink()) and not _inside(path, folder):
+        raise MalformedRun(
+            f"{record}: figure {name!r} is a link to {path.resolve()}, outside {folder}"
+        )
+    return path
 
 
 def fresh_notebooks(fresh_dir: Path) -> list[str]:
@@ -578,29 +696,46 @@ def compute_drift(
 ) -> DriftReport:
     """Compare the fresh run in ``fresh_dir`` (``notebooks/``, ``figures/``) with the
     committed notebooks and figures folders; figure copies and difference images go to
-    ``out_dir/images``."""
+    ``out_dir/images``. Raises :class:`MalformedRun` for a file of either side that is not
+    shaped as ``kacnb run`` writes it or a figure outside its folder."""
     stems = fresh_notebooks(fresh_dir)
     report = DriftReport(str(fresh_dir), str(committed_figures.parent), stems)
-    n_metrics = n_figures = n_cells = 0
+    fresh_figures = fresh_dir / "figures"
+    runs_c, runs_f = committed_figures / "runs", fresh_figures / "runs"
+    # Read and check every file first, so that a malformed one stops before any copying.
+    loaded = []
     for stem in stems:
-        metrics_c = _read_json(committed_figures / "runs" / f"{stem}.metrics.json")
-        metrics_f = _read_json(fresh_dir / "figures" / "runs" / f"{stem}.metrics.json")
+        record_c, record_f = runs_c / f"{stem}.json", runs_f / f"{stem}.json"
+        names = _union(
+            _read_record_figures(record_c, committed_figures),
+            _read_record_figures(record_f, fresh_figures),
+        )
+        pngs = [
+            (
+                name,
+                _figure_path(committed_figures, name, record_c),
+                _figure_path(fresh_figures, name, record_f),
+            )
+            for name in sorted(names)
+        ]
+        loaded.append(
+            (
+                stem,
+                _read_metrics(runs_c / f"{stem}.metrics.json", committed_figures),
+                _read_metrics(runs_f / f"{stem}.metrics.json", fresh_figures),
+                pngs,
+                _read_notebook(committed_notebooks / f"{stem}.ipynb", committed_notebooks),
+                _read_notebook(fresh_dir / "notebooks" / f"{stem}.ipynb", fresh_dir / "notebooks"),
+            )
+        )
+    n_metrics = n_figures = n_cells = 0
+    for stem, metrics_c, metrics_f, pngs, nb_c, nb_f in loaded:
         found, n = compare_metrics(stem, metrics_c, metrics_f)
         report.findings += found
         n_metrics += n
-        names = _union(
-            _record_figures(_read_json(committed_figures / "runs" / f"{stem}.json")),
-            _record_figures(_read_json(fresh_dir / "figures" / "runs" / f"{stem}.json")),
-        )
-        for name in sorted(names):
-            report.figures.append(
-                compare_figure(
-                    stem, name, committed_figures / name, fresh_dir / "figures" / name, out_dir
-                )
-            )
+        for name, committed_png, fresh_png in pngs:
+            report.figures.append(compare_figure(stem, name, committed_png, fresh_png, out_dir))
             n_figures += 1
-        nb_c = _read_json(committed_notebooks / f"{stem}.ipynb")
-        nb_f = _read_json(fresh_dir / "notebooks" / f"{stem}.ipynb")
         found, n = compare_notebook(stem, nb_c, nb_f)
         report.findings += found
         n_cells += n

@@ -1,4 +1,4 @@
-"""Course exercises for notebooks 01-04: autograder checks and student versions.
+"""Course exercises for notebooks 01-05: autograder checks and student versions.
 
 The exercise notebooks are ``exercises/NN_name.py`` (jupytext percent format), one per
 chapter notebook ``notebooks/NN_name.py``. Each exercise has a markdown statement, a code
@@ -14,9 +14,13 @@ cell defining one function whose reference solution is marked in the nbgrader wa
 
 and a check cell ``check("01.1", velocity)``. :func:`strip` writes the student version: every
 region from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` becomes ``# YOUR CODE HERE`` and
-``raise NotImplementedError()`` at the marker's indentation (nbgrader's student version);
-everything else is kept. :func:`write_student_versions` writes them as ``.py`` and
-``.ipynb`` (``kacnb exercises --out DIR``).
+``raise NotImplementedError()`` at the marker's indentation (nbgrader's student version), and
+the markdown paragraph for teachers (it starts with ``*For teachers:*`` and says where the
+reference solutions are) is dropped; everything else is kept. :func:`write_student_versions`
+writes them as ``.py`` and ``.ipynb`` (``kacnb exercises --out DIR``); it never writes into
+the project's own folders (:func:`check_output_folder`): not into the exercise sources, not
+into ``notebooks/`` or ``exercises/``, and not into a folder holding files tracked by the
+project's git repository, whatever ``force`` says.
 
 :func:`check` is the autograder of one exercise: it compares the function with an
 independent computation (Monte Carlo with a fixed seed, quadrature, finite differences of
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +52,9 @@ __all__ = [
     "EXERCISES",
     "Exercise",
     "ExerciseFailed",
+    "ProtectedFolderError",
     "SolutionMarkupError",
+    "check_output_folder",
     "check",
     "run_check",
     "strip",
@@ -65,6 +72,10 @@ Z_MAX = 5.0
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+#: A markdown paragraph starting with this is for teachers only: the student versions drop it.
+TEACHERS_NOTE = "*For teachers:*"
+#: The repository holding the ``kacnb`` package (its ``notebooks/`` and ``exercises/``).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------------------- registry
@@ -110,6 +121,12 @@ EXERCISES: tuple[Exercise, ...] = (
         "the Kac velocity field of Thm 4 [41], stable for large a t",
     ),
     Exercise(
+        "02.4",
+        "02_kac_1d",
+        "kac_density",
+        "the density [30-31] of K(t), stable for large a t, and the slip i1e(z)/z in its I1 term",
+    ),
+    Exercise(
         "03.1",
         "03_kac_multid",
         "increment_msd",
@@ -133,6 +150,18 @@ EXERCISES: tuple[Exercise, ...] = (
         "mean_reverting_target",
         "the mean-reverting conditional velocity (Remark 17, [98-99])",
     ),
+    Exercise(
+        "05.1",
+        "05_mnist",
+        "mean_reverting_draw",
+        "a training draw of the mean-reverting path on images: x_t and its target ([98-99])",
+    ),
+    Exercise(
+        "05.2",
+        "05_mnist",
+        "euler_sample",
+        "the explicit Euler sampler, backwards from T to 0 (Section 7)",
+    ),
 )
 
 _BY_ID = {ex.id: ex for ex in EXERCISES}
@@ -146,6 +175,10 @@ class ExerciseFailed(AssertionError):
 
 class SolutionMarkupError(ValueError):
     """Unbalanced or nested ``### BEGIN SOLUTION`` / ``### END SOLUTION`` markers."""
+
+
+class ProtectedFolderError(ValueError):
+    """The output folder of the student versions is one of the project's own folders."""
 
 
 # ---------------------------------------------------------------------------- check utilities
@@ -373,20 +406,143 @@ def _check_02_3(ex: Exercise, fn: Callable) -> str:
             f"at a t = {a * t:g} the atoms x = -c t, +c t move with velocity -c, +c; got "
             f"{float(got[0]):.6g}, {float(got[-1]):.6g}",
         )
-    # (c) just inside the cone v tends to c t / (t + 2/a) (the jump at the atoms)
-    t = 0.3
-    x = torch.tensor([c * t * (1.0 - 1e-12)], dtype=F64)
-    edge = float(_tensor(ex, _call(ex, fn, torch.full_like(x, t), x, a, c), (1,), "t = 0.3")[0])
-    want = c * t / (t + 2.0 / a)
-    _require(
-        abs(edge - want) <= 1e-6 * c,
-        f"just inside the light cone (x = c t (1 - 1e-12), t = 0.3) it returned {edge:.8g}; "
-        f"as r -> 0 the formula [41] tends to c t/(t + 2/a) = {want:.8g}",
+    # (c) just inside the cone v tends to c t/(t + 2/a) (the jump at the atoms): points one to
+    # four float64 steps inside, where r = sqrt(c^2 t^2 - x^2) can round to 0 (the r -> 0
+    # limit of the hint is needed there), and a little further in, for 300 times
+    t = torch.logspace(-3.0, math.log10(3.0), 300, dtype=F64)
+    ct = c * t
+    inner = [ct * (1.0 - d) for d in (1e-14, 1e-12)]
+    edge = ct
+    for _ in range(4):
+        edge = torch.nextafter(edge, torch.zeros_like(edge))
+        inner.append(edge)
+    x = torch.cat([sign * xi for sign in (1.0, -1.0) for xi in inner])
+    tt = t.repeat(2 * len(inner))
+    what = "just inside the light cone (|x| = c t less 1 to 4 float64 steps, or c t (1 - 1e-12))"
+    got = _call(ex, fn, tt, x, a, c)
+    got = _tensor(
+        ex,
+        got,
+        tuple(x.shape),
+        f"{what}: there r I0(beta r)/(c I1(beta r)) is 0/0 when r rounds to 0; write it "
+        f"through I1(z)/z and use its limit 1/2 at z = 0",
     )
+    # reference: the expansion I0(z)/(I1(z)/z) = 2 + z^2/4 + O(z^4), with r from the exact
+    # difference c t - |x|; z < 1e-4 here, so the neglected terms are below 1e-16
+    ctt = c * tt
+    r = torch.sqrt((ctt - x.abs()) * (ctt + x.abs()))
+    z = (a / c) * r
+    ref = x / (tt + (2.0 + z * z / 4.0) / a)
+    bad = (got - ref).abs() > 1e-9 * c
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0])
+        _require(
+            False,
+            f"{what} it returned {float(got[i]):.8g} at t = {float(tt[i]):.6g}, "
+            f"x = {float(x[i]):.17g} ({int(bad.sum())} of {x.numel()} points differ); as "
+            f"r -> 0 the formula [41] tends to x/(t + 2/a) = {float(ref[i]):.8g}: take the "
+            f"limit I1(z)/z -> 1/2 at z = 0",
+        )
+    want = c * 0.3 / (0.3 + 2.0 / a)
     return (
         f"agrees with the flux of the law (max error {worst:.1g} c), |v| <= c with v = +-c on "
-        f"the atoms for a t up to 5e4, and v -> c t/(t + 2/a) = {want:.4g} < c just inside "
-        f"the cone"
+        f"the atoms for a t up to 5e4, and v -> c t/(t + 2/a) (= {want:.4g} < c at t = 0.3) "
+        f"just inside the cone"
+    )
+
+
+def _series_density(t: float, x: np.ndarray, a: float, c: float) -> np.ndarray:
+    """``u~(t, x)`` [30-31] from the Poisson-Beta construction, without Bessel functions:
+    given ``n >= 1`` switches ``K/(ct) = B (2Y - 1)``, ``Y ~ Beta(floor(n/2)+1, ceil(n/2))``,
+    so ``u~ = sum_n P(N = n) (f_n((1+u)/2) + f_n((1-u)/2)) / (4 c t)``, ``u = x/(ct)``."""
+    import scipy.stats as st
+
+    at, ct = a * t, c * t
+    u = x / ct
+    n_max = int(at + 12.0 * math.sqrt(at) + 30.0)
+    out = np.zeros_like(x)
+    for n in range(1, n_max + 1):
+        al, be = n // 2 + 1, (n + 1) // 2
+        f = st.beta.pdf((1.0 + u) / 2.0, al, be) + st.beta.pdf((1.0 - u) / 2.0, al, be)
+        out += st.poisson.pmf(n, at) * f / (4.0 * ct)
+    return out
+
+
+def _check_02_4(ex: Exercise, fn: Callable) -> str:
+    from .prefix_law import parity_parts
+
+    # (a) pointwise against the Poisson-Beta series, for pairs with a != c
+    worst = 0.0
+    for a, c, t in ((4.0, 2.0, 0.7), (25.0, 5.0, 0.3), (9.0, 3.0, 1.0)):
+        ct = c * t
+        x = torch.linspace(-0.98 * ct, 0.98 * ct, 99, dtype=F64)
+        tt = torch.full_like(x, t)
+        what = f"(a, c, t) = ({a:g}, {c:g}, {t:g})"
+        got = _tensor(ex, _call(ex, fn, tt, x, a, c), (99,), what)
+        ref = torch.as_tensor(_series_density(t, x.numpy(), a, c), dtype=F64)
+        err = float(((got - ref).abs() / ref).max())
+        if err > 1e-9:
+            odd, even = parity_parts(tt, x, a, c)
+            slip = odd + (c / a) * even
+            if float(((got - slip).abs() / slip).max()) <= 1e-9:
+                _require(
+                    False,
+                    f"for {what} the I1 term of your density is a factor c/a = {c / a:g} too "
+                    f"small: you divided i1e(z) by z = (a/c) r, but [30-31] has I1(beta r)/r, "
+                    f"so divide by r (or multiply i1e(z)/z by a/c). The slip is invisible for "
+                    f"a = c; the authors' public sampler had it until a later fix",
+                )
+            _require(
+                False,
+                f"for {what} the density differs from the Poisson-Beta series of the law "
+                f"[30-31] by up to {err:.3g} (relative) inside the light cone",
+            )
+        worst = max(worst, err)
+    # (b) mass 1 - exp(-a t) for large a t (composite Gauss-Legendre over +-12 sd, where the
+    # law lives; the variance of K(t) is below c^2 t / a)
+    gx, gw = np.polynomial.legendre.leggauss(32)
+    masses = []
+    for a, c, t in ((25.0, 5.0, 2.0), (1600.0, 10.0, 1.0), (1600.0, 10.0, 5.0)):
+        ct = c * t
+        half = min(ct, 12.0 * c * math.sqrt(t / a))
+        edges = np.linspace(-half, half, 41)
+        lo, hi = edges[:-1, None], edges[1:, None]
+        nodes = torch.as_tensor(((lo + hi) / 2 + (hi - lo) / 2 * gx).reshape(-1), dtype=F64)
+        weights = torch.as_tensor(((hi - lo) / 2 * gw).reshape(-1), dtype=F64)
+        what = f"a t = {a * t:g} ((a, c, t) = ({a:g}, {c:g}, {t:g}))"
+        got = _tensor(ex, _call(ex, fn, torch.full_like(nodes, t), nodes, a, c), nodes.shape, what)
+        mass = float((got * weights).sum())
+        want = -math.expm1(-a * t)
+        _require(
+            abs(mass - want) <= 1e-8,
+            f"at {what} the density integrates to {mass:.10g}, but the continuous part of the "
+            f"law has mass 1 - e^(-a t) = {want:.10g}",
+        )
+        masses.append(f"{a * t:g}")
+    # (c) the edge of the cone: I1(beta r)/r -> beta/2, so u~ -> a/(2c) e^(-at) (1 + a t/2)
+    a, c, t = 25.0, 5.0, 0.3
+    ct = c * t
+    x = torch.tensor([-ct, ct], dtype=F64) * (1.0 - 1e-14)
+    got = _tensor(ex, _call(ex, fn, torch.full_like(x, t), x, a, c), (2,), "the edge of the cone")
+    want = a / (2.0 * c) * math.exp(-a * t) * (1.0 + a * t / 2.0)
+    _require(
+        float((got - want).abs().max()) <= 1e-9 * want,
+        f"at x = +-c t (1 - 1e-14), t = {t:g}, it returned {float(got[0]):.10g}, "
+        f"{float(got[1]):.10g}; as r -> 0, I1(beta r)/r -> beta/2 and u~ tends to "
+        f"a/(2c) e^(-a t) (1 + a t/2) = {want:.10g}",
+    )
+    # (d) 0 on and off the cone (the atoms are not part of u~)
+    x = torch.tensor([-2.0 * ct, -ct, ct, 2.0 * ct], dtype=F64)
+    got = _tensor(ex, _call(ex, fn, torch.full_like(x, t), x, a, c), (4,), "|x| >= c t")
+    _require(
+        bool((got == 0).all()),
+        f"for |x| >= c t the density must be 0 (the atoms at +-c t are separate); got "
+        f"{got.tolist()} at x = -2ct, -ct, ct, 2ct",
+    )
+    return (
+        f"matches the Poisson-Beta series (max relative error {worst:.1g}) for (a, c) = (4, 2), "
+        f"(25, 5), (9, 3); mass 1 - e^(-a t) at a t = {', '.join(masses)}; the edge limit "
+        f"a/(2c) e^(-at)(1 + at/2) and 0 off the cone"
     )
 
 
@@ -513,16 +669,194 @@ def _check_04_2(ex: Exercise, fn: Callable) -> str:
     return "moves the mean and the second moment of X_t | x0 correctly: " + "; ".join(rows)
 
 
+# ---------------------------------------------------------------------------- 05
+def _check_05_1(ex: Exercise, fn: Callable) -> str:
+    n, shape = 8, (1, 28, 28)
+    x0 = 2.0 * torch.rand(n, *shape, generator=_gen(ex), dtype=F64) - 1.0
+    per_row = [1] * len(shape)
+
+    def draw(t: torch.Tensor, a: float, c: float, T: float, k: int, what: str):
+        out = _call(ex, fn, t, x0, a, c, T, _gen(ex, k))
+        _require(
+            isinstance(out, tuple | list) and len(out) == 2,
+            f"{ex.function} must return the pair (x_t, target), got {type(out).__name__}",
+        )
+        x_t = _tensor(ex, out[0], tuple(x0.shape), f"x_t at {what}")
+        target = _tensor(ex, out[1], tuple(x0.shape), f"the target at {what}")
+        tt = t.reshape(n, *per_row)
+        noise = x_t - (1.0 - tt / T) * x0  # K(t), up to the rounding of x_t
+        kac_part = target + x0 / T  # target - f'(t) x0
+        ct = c * tt
+        over = float((noise.abs() - ct).max())
+        _require(
+            over <= 1e-9 * c,
+            f"at {what} x_t - f(t) x0 exceeds c t by up to {over:.3g}: the noise K(t) moves at "
+            f"most c t, so x_t must be f(t) x0 + K(t) with f(t) = 1 - t/T (one t per image)",
+        )
+        on_atom = noise.abs() >= ct * (1.0 - 1e-9)
+        want = c * torch.sign(noise)
+        atom_err = float((kac_part - want)[on_atom].abs().max()) if bool(on_atom.any()) else 0.0
+        _require(
+            atom_err <= 1e-9 * c,
+            f"at {what} the pixels on an atom |K(t)| = c t must have the target f'(t) x0 +- c "
+            f"exactly, but it is off by up to {atom_err:.3g}. Did you evaluate v at "
+            f"x_t - f(t) x0? That round trip changes K(t) in its last bits and moves an atom "
+            f"inside the light cone, where v is about c t/(t + 2/a); use the sampled K(t)",
+        )
+        ref = kac_velocity(tt.expand_as(noise), noise, a, c)
+        err = float((kac_part - ref)[~on_atom].abs().max())
+        _require(
+            err <= 1e-8 * c,
+            f"at {what} the target differs from f'(t) x0 + v(t, x_t - f(t) x0) [99] by up to "
+            f"{err:.3g} off the atoms (f'(t) = -1/T)",
+        )
+        return noise, on_atom
+
+    def law_test(noise: torch.Tensor, on_atom: torch.Tensor, t: float, a: float, c: float, what):
+        m = noise.numel()
+        p = math.exp(-a * t)
+        share = float(on_atom.double().mean())
+        se = math.sqrt(max(p * (1.0 - p), 1.0 / m) / m)
+        _require(
+            abs(share - p) <= Z_MAX * se,
+            f"at {what} a share {share:.4f} of the pixels sits on an atom |K(t)| = c t; no "
+            f"switch before t happens with probability e^(-a t) = {p:.4f} +- {se:.1g}",
+        )
+        snapped, _ = snap_atoms(noise.reshape(-1), [-c * t, c * t], rtol=1e-9)
+        law = kac_law(Kac(a, c), t, n_grid=513)
+        dist = ks_distance(snapped, law.cdf, law.cdf_left)
+        pval = kolmogorov_pvalue(dist, m)
+        _require(
+            pval >= 1e-4,
+            f"at {what} the Kolmogorov-Smirnov distance of x_t - f(t) x0 to the law of K(t) "
+            f"[30-31] is {dist:.4f} (p-value {pval:.2g}, {m} pixels): are the pixels "
+            f"independent draws of K(t)?",
+        )
+        return pval
+
+    rows = []
+    # (a) one time for every image: the pixels are n * 784 draws of K(t)
+    for k, (t, a, c, T) in enumerate(((0.05, 25.0, 5.0, 1.0), (0.6, 25.0, 5.0, 5.0))):
+        what = f"t = {t:g} for all images, (a, c, T) = ({a:g}, {c:g}, {T:g})"
+        tt = torch.full((n,), t, dtype=F64)
+        noise, on_atom = draw(tt, a, c, T, 1 + k, what)
+        pval = law_test(noise, on_atom, t, a, c, what)
+        rows.append(f"t = {t:g}: KS p-value {pval:.2f}, {float(on_atom.double().mean()):.1%} atoms")
+    # (b) one time per image: each image follows the law at its own time
+    a, c, T = 4.0, 2.0, 5.0
+    times = torch.linspace(0.05, 1.2, n, dtype=F64)
+    noise, on_atom = draw(times, a, c, T, 3, "one t per image, (a, c, T) = (4, 2, 5)")
+    for i, t in enumerate(times.tolist()):
+        law_test(noise[i], on_atom[i], t, a, c, f"t = {t:.3g} (image {i} of a batch of times)")
+    # (c) reproducible: the same generator state gives the same draw
+    tt = torch.full((n,), 0.05, dtype=F64)
+    first = [torch.as_tensor(v).clone() for v in _call(ex, fn, tt, x0, 25.0, 5.0, 1.0, _gen(ex, 1))]
+    again = [torch.as_tensor(v) for v in _call(ex, fn, tt, x0, 25.0, 5.0, 1.0, _gen(ex, 1))]
+    _require(
+        all(torch.equal(u, v) for u, v in zip(first, again, strict=True)),
+        f"two calls with generators in the same state gave different draws: draw every random "
+        f"number of {ex.function} from generator",
+    )
+    return (
+        "x_t - f(t) x0 follows the law of K(t) pixel by pixel ("
+        + "; ".join(rows)
+        + "; 8 times per image), the target is f'(t) x0 +- c on the atoms and [99] elsewhere"
+    )
+
+
+class _Field:
+    """The velocity handed to an Euler sampler: ``g(t) w + lam x``; records the times asked."""
+
+    def __init__(self, ex: Exercise, x_T: torch.Tensor, w: torch.Tensor, lam: float):
+        self.ex, self.n, self.shape, self.w, self.lam = ex, x_T.shape[0], x_T.shape, w, lam
+        self.times: list[float] = []
+
+    @staticmethod
+    def g(s: float) -> float:
+        return math.cos(3.0 * s) + s * s
+
+    def __call__(self, t, x):
+        n = self.n
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != (n,):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise TypeError(
+                f"the velocity takes one time per image, a tensor t of shape ({n},) like the "
+                f"U-Net of notebook 05, got {got}"
+            )
+        if not isinstance(x, torch.Tensor) or x.shape != self.shape or x.dtype != t.dtype:
+            raise TypeError(
+                f"the velocity takes x of shape {tuple(self.shape)} and t of the dtype of x, "
+                f"got x {getattr(x, 'shape', type(x).__name__)} and t {t.dtype}"
+            )
+        if bool((t != t[0]).any()):
+            raise ValueError("the velocity got different times for the images of one step")
+        s = float(t[0])
+        self.times.append(s)
+        return self.g(s) * self.w + self.lam * x
+
+
+def _check_05_2(ex: Exercise, fn: Callable) -> str:
+    gen = _gen(ex)
+    n, shape, lam = 4, (1, 28, 28), 0.5
+    rows = []
+    for T, steps in ((1.0, 10), (5.0, 50)):
+        what = f"T = {T:g}, {steps} steps"
+        h = T / steps
+        x_T = torch.randn(n, *shape, generator=gen, dtype=F64)
+        w = torch.randn(1, *shape, generator=gen, dtype=F64)
+        kept = x_T.clone()
+        field = _Field(ex, x_T, w, lam)
+        out = _tensor(ex, _call(ex, fn, field, x_T, T, steps), tuple(x_T.shape), what)
+        _require(
+            torch.equal(x_T, kept),
+            f"at {what} {ex.function} changed x_T in place; return a new tensor and leave the "
+            f"latent as it was",
+        )
+        nodes = [T - k * h for k in range(steps)]
+        asked = field.times
+        _require(
+            len(asked) == steps,
+            f"at {what} the velocity was evaluated {len(asked)} times; explicit Euler evaluates "
+            f"it once per step ({steps})",
+        )
+        off = max(abs(u - v) for u, v in zip(asked, nodes, strict=True))
+        _require(
+            off <= 1e-12 * T,
+            f"at {what} the velocity was evaluated at t = "
+            f"{', '.join(f'{u:.4g}' for u in asked[:3])}, ...; explicit Euler backwards with "
+            f"h = T/N = {h:g} uses the start of each step, t_k = T - k h = "
+            f"{', '.join(f'{u:.4g}' for u in nodes[:3])}, ...",
+        )
+        # closed form of the iterates x_{k+1} = (1 - h lam) x_k - h g(t_k) w
+        q = 1.0 - h * lam
+        coef = math.fsum(q ** (steps - 1 - k) * field.g(nodes[k]) for k in range(steps))
+        want = q**steps * x_T - h * coef * w
+        err = float((out - want).abs().max()) / float(want.abs().max())
+        _require(
+            err <= 1e-10,
+            f"at {what} the result differs from x_N of x_(k+1) = x_k - h v(t_k, x_k) by up to "
+            f"{err:.3g} (relative); the steps go backwards in time, from x_T at t = T to t = 0",
+        )
+        rows.append(f"T = {T:g} in {steps} steps of h = {h:g}")
+    return (
+        "takes explicit Euler steps x_(k+1) = x_k - h v(t_k, x_k) at t_k = T - k h, one "
+        "velocity call per step, latent untouched: " + "; ".join(rows)
+    )
+
+
 _CHECKS: dict[str, Callable[[Exercise, Callable], str]] = {
     "01.1": _check_01_1,
     "01.2": _check_01_2,
     "02.1": _check_02_1,
     "02.2": _check_02_2,
     "02.3": _check_02_3,
+    "02.4": _check_02_4,
     "03.1": _check_03_1,
     "03.2": _check_03_2,
     "04.1": _check_04_1,
     "04.2": _check_04_2,
+    "05.1": _check_05_1,
+    "05.2": _check_05_2,
 }
 
 
@@ -555,13 +889,16 @@ _MARK = re.compile(r"^(?P<indent>[ \t]*)(?P<mark>### (?:BEGIN|END) SOLUTION)[ \t
 
 
 def strip(source_text: str) -> str:
-    """The student version of an exercise source: solution regions replaced by a stub.
+    """The student version of an exercise source: solution regions replaced by a stub, the
+    note for teachers dropped.
 
     Each region from a line ``### BEGIN SOLUTION`` to the next line ``### END SOLUTION``
     (markers included) becomes ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at
-    the indentation of the BEGIN marker; every other line is kept as it is. Raises
-    :class:`SolutionMarkupError` (with the line number) for an END without BEGIN, a BEGIN
-    inside a region, or a region that is not closed.
+    the indentation of the BEGIN marker. A markdown paragraph (``# ...`` lines up to a blank
+    ``#`` line) whose first line starts with ``# *For teachers:*`` is removed with the blank
+    line that follows it (or, at the end of a cell, the one before it). Every other line is
+    kept as it is. Raises :class:`SolutionMarkupError` (with the line number) for an END
+    without BEGIN, a BEGIN inside a region, or a region that is not closed.
     """
     out: list[str] = []
     begin_line = None
@@ -584,7 +921,32 @@ def strip(source_text: str) -> str:
             begin_line = None
     if begin_line is not None:
         raise SolutionMarkupError(f"line {begin_line}: {BEGIN} is never closed by {END}")
-    return "".join(out)
+    return "".join(_drop_teachers_notes(out))
+
+
+def _drop_teachers_notes(lines: list[str]) -> list[str]:
+    def bare(line: str) -> str:
+        return line.rstrip("\r\n")
+
+    def is_text(line: str) -> bool:  # a non-blank line of a markdown paragraph
+        text = bare(line)
+        return text.startswith("# ") and not text.startswith("# %%") and bool(text[2:].strip())
+
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if not bare(lines[i]).startswith(f"# {TEACHERS_NOTE}"):
+            out.append(lines[i])
+            i += 1
+            continue
+        i += 1
+        while i < len(lines) and is_text(lines[i]):
+            i += 1
+        if i < len(lines) and bare(lines[i]) == "#":
+            i += 1  # the blank line separating it from the next paragraph
+        elif out and bare(out[-1]) == "#":
+            out.pop()  # it closed its cell: the blank line before it goes instead
+    return out
 
 
 def default_exercises_dir() -> Path:
@@ -607,21 +969,74 @@ def exercise_sources(source_dir: str | Path | None = None) -> list[Path]:
     return paths
 
 
+def _git_lines(folder: Path, *args: str) -> list[str] | None:
+    """Output lines of ``git -C folder args``; None when git is missing or fails there."""
+    try:
+        res = subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.splitlines() if res.returncode == 0 else None
+
+
+def _toplevel(folder: Path) -> Path | None:
+    lines = _git_lines(folder, "rev-parse", "--show-toplevel")
+    return Path(lines[0]).resolve() if lines else None
+
+
+def check_output_folder(out_dir: str | Path, source_dir: str | Path | None = None) -> None:
+    """Refuse (:class:`ProtectedFolderError`, one line) to write student versions into the
+    project: the exercise sources' folder, the ``notebooks/`` and ``exercises/`` folders
+    beside it and in :data:`PROJECT_ROOT` (or any folder below them), and any folder holding
+    files tracked by the git repository of the sources or of the package. A new or untracked
+    folder (for instance below the git-ignored ``runs/``) or one outside the repository is
+    accepted.
+    """
+    out = Path(out_dir)
+    target = out.resolve()
+    src = (Path(source_dir) if source_dir is not None else default_exercises_dir()).resolve()
+    protected = {src: "the exercise sources"}
+    for root in (src.parent, PROJECT_ROOT):
+        protected.setdefault(root / "notebooks", "the project's notebooks/ folder")
+        protected.setdefault(root / "exercises", "the project's exercises/ folder")
+    advice = "choose a new folder outside the repository or below runs/, e.g. --out runs/student"
+    for folder, what in protected.items():
+        if target == folder or folder in target.parents:
+            where = "is" if target == folder else "is inside"
+            raise ProtectedFolderError(
+                f"refusing to write the student versions into {out}: it {where} {what} "
+                f"({folder}), which they would overwrite; {advice}"
+            )
+    if not target.is_dir():
+        return
+    top = _toplevel(target)
+    if top is None or top not in {_toplevel(src), _toplevel(PROJECT_ROOT)}:
+        return
+    tracked = _git_lines(target, "ls-files")
+    if tracked:
+        raise ProtectedFolderError(
+            f"refusing to write the student versions into {out}: it holds files tracked by "
+            f"the project's git repository ({len(tracked)}, e.g. {tracked[0]}); {advice}"
+        )
+
+
 def write_student_versions(
     out_dir: str | Path, source_dir: str | Path | None = None, *, force: bool = False
 ) -> list[Path]:
-    """Write the student versions (solutions stripped) as ``NN_name.py`` and ``.ipynb``.
+    """Write the student versions (solutions and the teachers' note stripped) as
+    ``NN_name.py`` and ``.ipynb``.
 
-    ``out_dir`` is created if needed; an existing non-empty folder is refused
-    (``FileExistsError``) unless ``force``, which replaces the files of the same names.
-    Returns the written paths.
+    A folder of the project is always refused (:func:`check_output_folder`,
+    :class:`ProtectedFolderError`), ``force`` or not. ``out_dir`` is created if needed; any
+    other existing non-empty folder is refused (``FileExistsError``) unless ``force``, which
+    replaces the files of the same names. Returns the written paths.
     """
-    import jupytext
-
     out = Path(out_dir)
     sources = exercise_sources(source_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"output folder {out} is a file")
+    check_output_folder(out, source_dir)
     if out.is_dir() and any(out.iterdir()) and not force:
         raise FileExistsError(
             f"output folder {out} is not empty; choose another folder or pass --force to "
@@ -636,15 +1051,22 @@ def write_student_versions(
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for stem, text in student:
-        py = out / f"{stem}.py"
-        py.write_text(text, encoding="utf-8")
-        nb = jupytext.reads(text, fmt="py:percent")
-        nb.metadata["kernelspec"] = {
-            "display_name": "Python 3",
-            "language": "python",
-            "name": "python3",
-        }
-        ipynb = out / f"{stem}.ipynb"
-        jupytext.write(nb, ipynb, fmt="ipynb")
-        written += [py, ipynb]
+        written += _write_student(out, stem, text)
     return written
+
+
+def _write_student(out: Path, stem: str, text: str) -> list[Path]:
+    """Write one student version as ``out/stem.py`` and ``out/stem.ipynb``."""
+    import jupytext
+
+    py = out / f"{stem}.py"
+    py.write_text(text, encoding="utf-8")
+    nb = jupytext.reads(text, fmt="py:percent")
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    ipynb = out / f"{stem}.ipynb"
+    jupytext.write(nb, ipynb, fmt="ipynb")
+    return [py, ipynb]

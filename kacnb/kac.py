@@ -24,7 +24,13 @@ Numerical choices, made once here:
 All functions work elementwise on tensors of any shape, on CPU and CUDA, in float32 and
 float64; results follow the dtype and device of the inputs. The ``kac_*`` functions are
 the unchecked kernels (used inside training loops, where host syncs matter); the
-:class:`Kac` class validates its inputs and is the public interface.
+:class:`Kac` class validates its inputs and is the public interface. In float32 the kernels
+need ``c t`` below 9.2e18 (``(c t)^2`` must not overflow) and ``a t`` below about 1e24
+(``exp(-z) I1(z)/z`` must stay a normal number): beyond, and for float16/bfloat16, the
+class computes in float64 and rounds the result back (:meth:`Kac.needs_float64`), refuses
+``a t`` or ``c t`` beyond a quarter of the dtype's range, and never returns NaN silently;
+:class:`~kacnb.paths.KacPath` refuses rates and speeds whose float32 targets would not be
+finite.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ __all__ = [
     "kac_cdf",
     "kac_sample",
     "kac_paths",
+    "MAX_SAMPLE_AT",
 ]
 
 # Below this argument I1(z)/z is taken from its series; the next omitted term is z^4/384.
@@ -63,6 +70,11 @@ _SERIES_Z = 1e-4
 _WINDOW_SIGMAS = 12.0
 _GL_NODES = 128
 _CDF_CHUNK = 8192
+# Half-precision dtypes, sampled in float32 (kac_sample).
+_HALF = (torch.float16, torch.bfloat16)
+#: Largest ``a t`` the exact sampler draws: ``torch.poisson`` overflows beyond 2^63 = 9.2e18
+#: (every draw then becomes an atom); the margin keeps its count's spread sane.
+MAX_SAMPLE_AT = 1e18
 
 
 # ---------------------------------------------------------------------------- kernels
@@ -186,7 +198,12 @@ def kac_sample(
     ``Y ~ Beta(floor(n/2) + 1, ceil(n/2))`` and ``K = B c t (2Y - 1)`` with a fair sign ``B``.
     ``2Y - 1`` is formed as ``(G1 - G2)/(G1 + G2)`` from two gamma variables, which keeps
     relative accuracy when ``Y`` is close to 1/2 (large ``a t``). No validation.
+
+    float16 and bfloat16 times are drawn in float32 (torch has no half-precision gamma
+    sampler on the CPU) and the result is rounded to the input's dtype.
     """
+    if t.dtype in _HALF:
+        return kac_sample(t.float(), a, c, dim=dim, generator=generator).to(t.dtype)
     tt = t.unsqueeze(-1).expand(*t.shape, dim)
     n = torch.poisson(a * tt, generator=generator)
     alpha = torch.floor(n / 2) + 1.0
@@ -295,17 +312,17 @@ class Kac:
     def density(self, t, x) -> torch.Tensor:
         """Continuous part ``u~(t, x)`` [30-31]; 0 for ``|x| >= c t``. Broadcasts ``t``, ``x``."""
         t, x = self._tx(t, x)
-        return kac_density(t, x, self.a, self.c)
+        return self._finite(self._evaluate(kac_density, t, x), "density")
 
     def cdf(self, t, x) -> torch.Tensor:
         """``P(K(t) <= x)``, atoms included. Broadcasts ``t``, ``x``."""
         t, x = self._tx(t, x)
-        return kac_cdf(t, x, self.a, self.c)
+        return self._finite(kac_cdf(t, x, self.a, self.c), "cdf")
 
     def velocity(self, t, x) -> torch.Tensor:
         """Velocity ``v(t, x)`` of Thm 4 [41]; ``+-c`` on the atoms, ``|v| <= c`` everywhere."""
         t, x = self._tx(t, x)
-        return kac_velocity(t, x, self.a, self.c)
+        return self._finite(self._evaluate(kac_velocity, t, x), "velocity")
 
     def conditional_velocity(self, t, x, x0) -> torch.Tensor:
         """``v_t(x | x0) = (v(t, x^i - x0^i))_i`` (Thm 14) for ``X_t = x0 + K(t)``.
@@ -315,16 +332,25 @@ class Kac:
         """
         t, x, x0 = as_tensors(t, x, x0)
         check_times(t)
+        self.check_range(t)
         check_not_nan(x, "x")
         check_not_nan(x0, "x0")
-        return kac_velocity(t.unsqueeze(-1), x - x0, self.a, self.c)
+        v = self._evaluate(kac_velocity, t.unsqueeze(-1), x - x0)
+        return self._finite(v, "conditional velocity")
 
     # -- sampling --------------------------------------------------------------------
     def sample(self, t, dim: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Exact draw of ``K(t)`` (Poisson-Beta construction): shape ``t.shape + (dim,)``."""
+        """Exact draw of ``K(t)`` (Poisson-Beta construction): shape ``t.shape + (dim,)``.
+
+        float16 and bfloat16 times are drawn in float32 and rounded (:func:`kac_sample`).
+        """
         (t,) = as_tensors(t)
         check_times(t)
+        self.check_range(t)
+        self.check_sample_range(t)
         positive_int("dim", dim)
+        itemsize = max(t.element_size(), 4)  # half precision is drawn in float32
+        check_size(f"Kac.sample of {t.numel():,} x {dim:,} numbers", t.numel() * dim, itemsize)
         return kac_sample(t, self.a, self.c, dim=dim, generator=generator)
 
     def paths(
@@ -341,13 +367,83 @@ class Kac:
             raise ValueError(f"times must be one-dimensional, got shape {tuple(times.shape)}")
         positive_int("n", n)
         positive_int("dim", dim)
+        self.check_range(times)
         # the result (len(times), n, dim) is allocated at once; the walk itself is chunked
         check_size(f"Kac.paths with {n:,} paths", times.numel() * n * dim, times.element_size())
+        # each walk draws about a t_max waiting times into six working arrays, one path's
+        # row of them at least at once
+        at = self.a * (float(times.max()) if times.numel() else 0.0)
+        check_size(
+            f"Kac.paths to a t = {at:.3g} (six arrays of that many switches per path)",
+            6 * int(at + 5.0 * math.sqrt(at) + 10.0),
+            times.element_size(),
+        )
         return kac_paths(times, n, self.a, self.c, dim=dim, generator=generator)
+
+    def check_range(self, t: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``a t`` and ``c t`` stay below a quarter of the largest
+        number of ``t``'s dtype (8.5e37 in float32, 4.5e307 in float64, 16376 in float16),
+        so that ``c t +- x`` and ``a t`` are representable."""
+        if t.numel() == 0:
+            return
+        t_max = float(t.max())
+        limit = torch.finfo(t.dtype).max / 4
+        if self.a * t_max > limit or self.c * t_max > limit:
+            raise ValueError(
+                f"t up to {t_max:g} is too large for {self!r} in {t.dtype}: a t and c t must "
+                f"be at most {limit:.3g}; use float64 or smaller times"
+            )
+
+    def check_sample_range(self, t: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``a t <= MAX_SAMPLE_AT`` (the exact sampler's range)."""
+        t_max = float(t.max()) if t.numel() else 0.0
+        if self.a * t_max > MAX_SAMPLE_AT:
+            raise ValueError(
+                f"t up to {t_max:g} is too large to sample {self!r}: a t = {self.a * t_max:.3g}, "
+                f"at most {MAX_SAMPLE_AT:g} (the Poisson count of switches overflows beyond)"
+            )
+
+    def needs_float64(self, t: torch.Tensor) -> bool:
+        """Whether the kernels must run in float64 for times ``t`` of a narrower dtype: when
+        ``(c t)^2`` would overflow it, ``exp(-z) I1(z)/z`` at ``z <= a t`` (about
+        ``0.4 z^-1.5``) would leave its normal numbers, or ``a``, ``c``, ``a/c`` are outside
+        ``[sqrt(tiny), sqrt(max)]`` of it (float32: ``c t > 9.2e18``, ``a t > 1e24``, ``c``
+        above 1.8e19...); always for float16 and bfloat16."""
+        if t.dtype == torch.float64:
+            return False
+        if t.dtype in _HALF:
+            return True
+        info = torch.finfo(t.dtype)
+        t_max = float(t.max()) if t.numel() else 0.0
+        lo, hi = math.sqrt(info.tiny), math.sqrt(info.max)
+        scales = (self.a, self.c, self.a / self.c)
+        return (
+            self.c * t_max > hi / 2
+            or self.a * t_max > (0.4 / info.tiny) ** (2 / 3) / 10
+            or not all(lo <= v <= hi for v in scales)
+        )
+
+    def _evaluate(self, kernel, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``kernel(t, x, a, c)`` in the dtype of ``t``, computed in float64 and rounded back
+        where that dtype cannot hold the intermediate values (:meth:`needs_float64`)."""
+        if self.needs_float64(t):
+            return kernel(t.double(), x.double(), self.a, self.c).to(t.dtype)
+        return kernel(t, x, self.a, self.c)
+
+    def _finite(self, value: torch.Tensor, what: str) -> torch.Tensor:
+        """``value``, or ``ValueError`` if the dtype could not hold it (never for valid
+        inputs in float64; a guard against silent NaN)."""
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(
+                f"the {what} of {self!r} is not finite in {value.dtype} at these inputs: "
+                "use float64"
+            )
+        return value
 
     def _tx(self, t, x):
         t, x = as_tensors(t, x)
         check_times(t)
+        self.check_range(t)
         check_not_nan(x, "x")
         return t, x
 
@@ -387,23 +483,32 @@ class MeanRevertingKac:
         if self.schedule is None:
             self.schedule = LinearSchedule(self.T)
 
-    def sample(self, t, x0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``X_t = f(t) x0 + K(t)``; ``x0`` has shape ``(..., d)``, ``t`` shape ``(...)``."""
-        t, x0 = as_tensors(t, x0)
+    def _check_t(self, t: torch.Tensor) -> None:
+        """``t`` must lie in ``[0, T]``: the schedule is defined there (``f(T) = 0``)."""
         check_times(t)
+        if t.numel() and float(t.max()) > self.T:
+            raise ValueError(f"t must lie in [0, T] = [0, {self.T:g}], got {float(t.max()):g}")
+        self.kac.check_range(t)
+
+    def sample(self, t, x0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``X_t = f(t) x0 + K(t)``; ``x0`` has shape ``(..., d)``, ``t`` shape ``(...)``
+        with ``0 <= t <= T``."""
+        t, x0 = as_tensors(t, x0)
+        self._check_t(t)
+        self.kac.check_sample_range(t)
         check_not_nan(x0, "x0")
         f = self.schedule.value(t).unsqueeze(-1)
         k = kac_sample(t, self.kac.a, self.kac.c, dim=x0.shape[-1], generator=generator)
         return f * x0 + k
 
     def conditional_velocity(self, t, x, x0) -> torch.Tensor:
-        """``v_t(x | x0) = f'(t) x0 + v(t, x - f(t) x0)`` componentwise [99]."""
+        """``v_t(x | x0) = f'(t) x0 + v(t, x - f(t) x0)`` componentwise [99], ``0 <= t <= T``."""
         t, x, x0 = as_tensors(t, x, x0)
-        check_times(t)
+        self._check_t(t)
         check_not_nan(x, "x")
         f = self.schedule.value(t).unsqueeze(-1)
         df = self.schedule.derivative(t).unsqueeze(-1)
-        return df * x0 + kac_velocity(t.unsqueeze(-1), x - f * x0, self.kac.a, self.kac.c)
+        return df * x0 + self.kac._evaluate(kac_velocity, t.unsqueeze(-1), x - f * x0)
 
 
 # ---------------------------------------------------------------------------- table sampler
@@ -485,6 +590,11 @@ class KacTableSampler:
         if bool((t > self.t_max).any()):
             raise ValueError(f"t must be <= t_max = {self.t_max:g} for this table")
         positive_int("dim", dim)
+        check_size(
+            f"KacTableSampler.sample of {t.numel():,} x {dim:,} numbers",
+            t.numel() * dim,
+            t.element_size(),
+        )
         a, c = self.kac.a, self.kac.c
         tt = t.unsqueeze(-1).expand(*t.shape, dim)
         shape = tt.shape

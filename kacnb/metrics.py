@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from ._checks import positive_scalar
+
 __all__ = [
     "GaussianMixture",
     "grid_mixture",
@@ -55,20 +57,42 @@ class GaussianMixture:
         return x.to(device) if device is not None else x
 
 
+def _batch(x, name: str = "x", min_rows: int = 1) -> None:
+    """``ValueError`` naming ``x`` unless it is a tensor (N, d) with at least ``min_rows`` rows
+    (a metric of an empty set of samples is undefined, not NaN)."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < min_rows:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a tensor (N, d) with N >= {min_rows}, got {shape}")
+
+
 def grid_mixture(std: float = 1e-4, dtype=torch.float64) -> GaussianMixture:
-    """The paper's target: 9 equal Gaussians centred on {-1, 0, 1}^2 with a tiny ``std``."""
+    """The paper's target: 9 equal Gaussians centred on {-1, 0, 1}^2 with a tiny ``std``
+    (finite and > 0)."""
+    std = positive_scalar("std", std)
     g = torch.tensor([-1.0, 0.0, 1.0], dtype=dtype)
     means = torch.cartesian_prod(g, g)
     return GaussianMixture(means=means, std=std, weights=torch.full((9,), 1 / 9, dtype=dtype))
 
 
 def nll(x: torch.Tensor, gmm: GaussianMixture) -> float:
-    """Negative log-likelihood ``-(1/N) sum log p_GMM(x)`` of generated points (validation)."""
+    """Negative log-likelihood ``-(1/N) sum log p_GMM(x)`` of generated points (validation).
+
+    ``x`` is (N, d) with ``N >= 1``."""
+    _batch(x)
     return float(-gmm.log_prob(x.to(torch.float64)).mean())
 
 
 def mode_coverage(x: torch.Tensor, means: torch.Tensor, radius: float) -> torch.Tensor:
-    """Share of the samples within ``radius`` of each mode: shape (K,); sums to <= 1."""
+    """Share of the samples within ``radius`` of each mode: shape (K,); sums to <= 1.
+
+    ``x`` is (N, d) with ``N >= 1``; ``radius`` is a number >= 0."""
+    _batch(x)
+    try:
+        r = float(radius)
+    except (TypeError, ValueError):
+        r = math.nan
+    if isinstance(radius, bool) or not (math.isfinite(r) and r >= 0):
+        raise ValueError(f"radius must be a finite number >= 0, got {radius!r}")
     dist = torch.cdist(x.to(torch.float64), means.to(torch.float64))
     near, idx = dist.min(dim=1)
     counts = torch.bincount(idx[near <= radius], minlength=means.shape[0])
@@ -76,12 +100,16 @@ def mode_coverage(x: torch.Tensor, means: torch.Tensor, radius: float) -> torch.
 
 
 def nearest_mode_distance(x: torch.Tensor, means: torch.Tensor) -> float:
-    """Mean Euclidean distance from each sample to its nearest mode."""
+    """Mean Euclidean distance from each sample to its nearest mode; ``x`` (N, d), N >= 1."""
+    _batch(x)
     return float(torch.cdist(x.to(torch.float64), means.to(torch.float64)).min(dim=1).values.mean())
 
 
 def wasserstein2(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Exact W2 between two empirical measures with the same number of points (assignment)."""
+    """Exact W2 between two empirical measures with the same number of points (assignment);
+    ``x`` and ``y`` are (N, d) with ``N >= 1``."""
+    _batch(x)
+    _batch(y, "y")
     if x.shape != y.shape:
         raise ValueError(
             f"x and y must have the same shape, got {tuple(x.shape)}, {tuple(y.shape)}"
@@ -99,12 +127,18 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``; the trace of the matrix square
     root is the sum of square roots of the eigenvalues of ``S_a^{1/2} S_b S_a^{1/2}``
     (symmetric, so a symmetric eigensolver in float64 suffices and no complex parts arise).
+    Each set needs ``N >= 2`` rows (a covariance).
     """
     a = feats_a.to(torch.float64).cpu()
     b = feats_b.to(torch.float64).cpu()
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(
             f"feature sets must be (N, F) with equal F, got {tuple(a.shape)}, {tuple(b.shape)}"
+        )
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError(
+            "feature sets need at least 2 rows each (a covariance), got "
+            f"{a.shape[0]} and {b.shape[0]}"
         )
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)

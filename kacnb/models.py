@@ -4,11 +4,39 @@ the MNIST experiment (paper Section 7, arXiv:2506.20641v1)."""
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
 
-__all__ = ["MLP", "StackedLinear", "StackedMLP", "UNet", "ResBlock", "sinusoidal_embedding"]
+from ._checks import check_size
+
+__all__ = [
+    "MLP",
+    "StackedLinear",
+    "StackedMLP",
+    "UNet",
+    "ResBlock",
+    "sinusoidal_embedding",
+    "check_architecture",
+    "mlp_parameters",
+]
+
+
+def mlp_parameters(dim: int, width: int, depth: int) -> int:
+    """Number of weights and biases of ``MLP(dim, width, depth)``."""
+    return (dim + 1) * width + (depth - 1) * width * width + width * dim + depth * width + dim
+
+
+def check_architecture(dim, width, depth, n_models: int = 1) -> None:
+    """``ValueError`` naming the argument unless ``dim``, ``width`` and ``depth`` are
+    integers >= 1 and the float32 weights of ``n_models`` such MLPs fit in
+    :data:`kacnb._checks.MAX_BYTES` (checked before anything is allocated)."""
+    for name, value in (("dim", dim), ("width", width), ("depth", depth)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    n = n_models * mlp_parameters(dim, width, depth)
+    check_size(f"an MLP of dim {dim}, width {width:,}, depth {depth} ({n:,} weights)", n, 4)
 
 
 class MLP(nn.Module):
@@ -21,6 +49,7 @@ class MLP(nn.Module):
 
     def __init__(self, dim: int = 2, width: int = 256, depth: int = 3):
         super().__init__()
+        check_architecture(dim, width, depth)
         layers: list[nn.Module] = []
         n_in = dim + 1
         for _ in range(depth):
@@ -77,6 +106,7 @@ class StackedMLP(nn.Module):
         super().__init__()
         if n_models < 1:
             raise ValueError(f"n_models must be >= 1, got {n_models!r}")
+        check_architecture(dim, width, depth, n_models)
         self.n_models, self.dim, self.width, self.depth = n_models, dim, width, depth
         sizes = [dim + 1] + [width] * depth + [dim]
         self.layers = nn.ModuleList(

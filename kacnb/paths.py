@@ -46,6 +46,30 @@ class PathSample:
     target: torch.Tensor
 
 
+#: Range of ``c T`` and ``a T`` of a Kac path: training draws in float32 (:mod:`kacnb.kac`),
+#: where ``(c t)^2`` overflows beyond ``c t = 1.8e19`` (NaN targets) and underflows below
+#: ``c t ~ 1e-19``; and the drawn share ``2Y - 1 = (G1 - G2)/(G1 + G2)`` of the exact sampler
+#: is quantised to about ``6e-8 sqrt(a t)`` of its spread (0.6% at ``a t = 1e10``; beyond
+#: 9.2e18 ``torch.poisson`` overflows and every draw becomes an atom). The paper's pairs have
+#: ``c T`` from 1 to 150 and ``a T`` from 1 to 4500.
+MAX_CT = 1e18
+MIN_CT = 1e-9
+MAX_AT = 1e10
+MIN_AT = 1e-30
+
+
+def check_kac_range(kac: Kac, T: float) -> None:
+    """``ValueError`` unless ``MIN_CT <= c T <= MAX_CT`` and ``MIN_AT <= a T <= MAX_AT``, the
+    range in which float32 training draws finite, exact targets."""
+    ct, at = kac.c * T, kac.a * T
+    if not (MIN_CT <= ct <= MAX_CT and MIN_AT <= at <= MAX_AT):
+        raise ValueError(
+            f"a Kac path with a={kac.a:g}, c={kac.c:g}, T={T:g} is beyond the float32 training "
+            f"range: c T must be in [{MIN_CT:g}, {MAX_CT:g}], a T in [{MIN_AT:g}, {MAX_AT:g}], "
+            f"got c T = {ct:g}, a T = {at:g}"
+        )
+
+
 def _expand_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Reshape per-row times (B,) to broadcast over ``x`` of shape (B, *event)."""
     return t.reshape(t.shape + (1,) * (x.ndim - t.ndim))
@@ -125,6 +149,7 @@ class KacPath(_Path):
     def __init__(self, kac: Kac, T: float = 1.0):
         self.kac = kac
         self.T = positive_scalar("T", T)
+        check_kac_range(kac, self.T)
 
     def __repr__(self) -> str:
         return f"KacPath(a={self.kac.a:g}, c={self.kac.c:g}, T={self.T:g})"

@@ -2,13 +2,21 @@
 
 Call :func:`use_style` once (``kacnb.runtime.setup`` does it) and save every figure with
 :func:`save_figure`, which writes ``<name>.png`` (for the README, ~150 dpi) and ``<name>.pdf``
-(vector, for print) side by side.  Figures of the paper use :data:`GENERATED` (blue) for
-samples of the model and :data:`GROUND_TRUTH` (red) for the target / reference data.
+(vector, for print) side by side and, inside a Jupyter kernel, shows the same drawing once
+inline as a PNG at screen resolution (:data:`INLINE_DPI`), then closes the figure so that a
+following ``plt.show()`` does not show it again.  The inline image works under any matplotlib
+backend (``MPLBACKEND=Agg`` included); its output metadata names the figure
+(:data:`FIGURE_KEY`), which the rendered site uses to place figures where the notebook draws
+them.  Figures of the paper use :data:`GENERATED` (blue) for samples of the model and
+:data:`GROUND_TRUTH` (red) for the target / reference data.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,8 +29,14 @@ __all__ = [
     "COLORS",
     "STYLE",
     "FORMATS",
+    "INLINE_DPI",
+    "INLINE_BACKEND",
+    "FIGURE_KEY",
     "use_style",
     "save_figure",
+    "figure_png",
+    "show_inline",
+    "inline_figures",
     "scatter_with_zoom",
     "save_animation",
 ]
@@ -74,6 +88,14 @@ STYLE: dict[str, object] = {
 
 #: File formats written by :func:`save_figure`, in this order.
 FORMATS = ("png", "pdf")
+#: Resolution of the inline copy of a saved figure: screen size, and small enough that an
+#: executed notebook with all its figures stays within a few MB.
+INLINE_DPI = 90
+#: matplotlib's backend for Jupyter kernels; runs set it so that a figure drawn with
+#: ``plt.show()`` (and not saved) is shown too.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+#: Key of an inline image's output metadata that holds the figure's file stem.
+FIGURE_KEY = "kacnb_figure"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -104,19 +126,73 @@ def save_figure(
     in which case nothing is written and an empty list is returned.  Returns the paths written.
     PDFs are written without a creation date so that re-running a notebook with the same
     results gives the same file.
+
+    Inside a Jupyter kernel the figure is then shown inline once (:func:`show_inline`) and
+    closed, also when ``figures_dir`` is None; elsewhere (scripts, tests) it stays open.
     """
     _check_name(name)
-    if figures_dir is None:
-        return []
-    out_dir = Path(figures_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for fmt in formats:
-        path = out_dir / f"{name}.{fmt}"
-        metadata = {"CreationDate": None} if fmt == "pdf" else None
-        fig.savefig(path, format=fmt, metadata=metadata)
-        written.append(path)
+    if figures_dir is not None:
+        out_dir = Path(figures_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            path = out_dir / f"{name}.{fmt}"
+            metadata = {"CreationDate": None} if fmt == "pdf" else None
+            fig.savefig(path, format=fmt, metadata=metadata)
+            written.append(path)
+    show_inline(fig, name)
     return written
+
+
+def _kernel_shell():
+    """The IPython shell of a running Jupyter kernel, or None (plain Python, a terminal
+    IPython, or IPython not imported at all)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell if getattr(shell, "kernel", None) is not None else None
+
+
+def _publish(data: dict, metadata: dict) -> None:
+    """Send one display output to the kernel's front end (Jupyter, papermill, nbval)."""
+    from IPython.display import display
+
+    display(data, raw=True, metadata=metadata)
+
+
+def figure_png(fig, dpi: float = INLINE_DPI) -> bytes:
+    """``fig`` as PNG bytes at ``dpi`` (same bounding box and padding as the saved files)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def show_inline(fig, name: str) -> bool:
+    """Show ``fig`` once as an inline PNG at :data:`INLINE_DPI` and close it, when running in
+    a Jupyter kernel; return whether it was shown.
+
+    The output carries only ``image/png`` (no text that a notebook regression test would
+    compare) and the metadata ``{FIGURE_KEY: name}``.
+    """
+    if _kernel_shell() is None:
+        return False
+    import matplotlib.pyplot as plt
+
+    png = base64.b64encode(figure_png(fig)).decode("ascii")
+    _publish({"image/png": png}, {FIGURE_KEY: name})
+    plt.close(fig)
+    return True
+
+
+def inline_figures(nb) -> list[str | None]:
+    """The inline PNG images of an executed notebook (a parsed ``nbformat`` notebook or its
+    JSON dict), in order: the saved figure's stem for those shown by :func:`save_figure`,
+    None for any other image."""
+    found = []
+    for cell in nb.get("cells", ()):
+        for out in cell.get("outputs", ()):
+            if "image/png" in out.get("data", {}):
+                found.append(out.get("metadata", {}).get(FIGURE_KEY))
+    return found
 
 
 def scatter_with_zoom(

@@ -5,6 +5,11 @@ A bundle is two files in ``pretrained/``: ``<name>.pt`` holds, per model key, th
 block-averaged loss curve; ``<name>.json`` holds the training settings, the run's provenance
 and the SHA-256 of the ``.pt`` file. :func:`load_bundle` checks the checksum before reading
 and reads with ``torch.load(weights_only=True)``, which refuses pickled code.
+
+Notebook 04 never writes ``pretrained/`` itself: a paper-profile training run of the paper's
+models (:func:`writes_bundle`) saves its bundle in its own output folder, :func:`run_dir` of
+its ``figures_dir``, and ``kacnb run`` publishes it to ``pretrained/`` only in a publishing
+run of the paper profile, with the run's other outputs (``kacnb.runner.publish``).
 """
 
 from __future__ import annotations
@@ -19,9 +24,21 @@ import torch
 
 from .models import MLP
 
-__all__ = ["BundleError", "save_bundle", "load_bundle", "sha256", "loss_curve", "default_dir"]
+__all__ = [
+    "BundleError",
+    "save_bundle",
+    "load_bundle",
+    "sha256",
+    "loss_curve",
+    "default_dir",
+    "run_dir",
+    "writes_bundle",
+    "RUN_SUBDIR",
+]
 
 FORMAT = 1
+#: Sub-folder of a run's figures folder where a notebook leaves its bundle for the runner.
+RUN_SUBDIR = "pretrained"
 
 
 class BundleError(RuntimeError):
@@ -31,6 +48,20 @@ class BundleError(RuntimeError):
 def default_dir() -> Path:
     """``<repository root>/pretrained`` (committed)."""
     return Path(__file__).resolve().parent.parent / "pretrained"
+
+
+def run_dir(figures_dir: str | os.PathLike) -> Path:
+    """Where a run leaves its bundle: ``<figures_dir>/pretrained`` (the runner moves it to
+    :func:`default_dir` only when the run publishes the paper profile)."""
+    return Path(figures_dir) / RUN_SUBDIR
+
+
+def writes_bundle(profile: str, loaded: bool, pairs, paper_pairs) -> bool:
+    """Whether a run of notebook 04 saves a bundle: it trained (``loaded`` is false) at the
+    paper profile, and its Kac ``pairs`` (``None``: the paper's) are the ``paper_pairs``."""
+    if profile != "paper" or loaded:
+        return False
+    return pairs is None or {tuple(p) for p in pairs} == {tuple(p) for p in paper_pairs}
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -98,21 +129,56 @@ def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: di
     return js
 
 
+#: Largest MLP width and depth a bundle's ``.json`` may name (the shipped models are 256
+#: wide, 3 deep); larger values are refused before any weights are allocated.
+MAX_WIDTH = 4096
+MAX_DEPTH = 16
+
+
+def _read_info(js: Path) -> dict:
+    """The ``.json`` of a bundle, checked: an object of this :data:`FORMAT` with a SHA-256
+    and, per model key, an integer ``width`` in [1, MAX_WIDTH] and ``depth`` in
+    [1, MAX_DEPTH]. Raises :class:`BundleError` naming the file and what is wrong."""
+    try:
+        info = json.loads(js.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{js.name}: not readable JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise BundleError(f"{js.name}: expected a JSON object, got {type(info).__name__}")
+    if info.get("format") != FORMAT:
+        raise BundleError(f"{js.name}: format {info.get('format')!r}, expected {FORMAT}")
+    if not isinstance(info.get("sha256"), str):
+        raise BundleError(f"{js.name}: no SHA-256 of the weights file")
+    models = info.get("models")
+    if not isinstance(models, dict) or not models:
+        raise BundleError(f"{js.name}: no table of models (key -> width and depth)")
+    for key, shape in models.items():
+        if not isinstance(shape, dict):
+            raise BundleError(f"{js.name}: model {key}: expected width and depth, got {shape!r}")
+        for field, limit in (("width", MAX_WIDTH), ("depth", MAX_DEPTH)):
+            value = shape.get(field)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+                raise BundleError(
+                    f"{js.name}: model {key}: {field} must be an integer from 1 to {limit}, "
+                    f"got {value!r}"
+                )
+    return info
+
+
 def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[dict, dict]:
     """Verify and read a bundle: ``({key: entry}, info)``.
 
     Each entry has ``model`` (an :class:`MLP` in eval mode, no gradients), ``best_step``,
     ``best_value``, ``validation`` [(iteration, NLL)], ``loss_curve`` (iterations, means)
     and ``iterations``. Raises :class:`BundleError` naming the file when it is missing, its
+    ``.json`` is malformed or names an MLP beyond :data:`MAX_WIDTH`/:data:`MAX_DEPTH`, its
     checksum differs from the ``.json``, or it holds anything but tensors and numbers.
     """
     directory = Path(directory)
     js, pt = directory / f"{name}.json", directory / f"{name}.pt"
     if not js.exists() or not pt.exists():
         raise BundleError(f"pretrained bundle {name!r} not found in {directory}")
-    info = json.loads(js.read_text())
-    if info.get("format") != FORMAT:
-        raise BundleError(f"{js.name}: format {info.get('format')!r}, expected {FORMAT}")
+    info = _read_info(js)
     digest = sha256(pt)
     if digest != info.get("sha256"):
         raise BundleError(
@@ -123,11 +189,24 @@ def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[
         payload = torch.load(pt, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError for anything but plain data
         raise BundleError(f"{pt.name}: refused to load ({type(exc).__name__}: {exc})") from None
+    models = payload.get("models") if isinstance(payload, dict) else None
+    if not isinstance(models, dict):
+        raise BundleError(f"{pt.name}: no table of models")
+    missing = sorted(set(models) - set(info["models"]))
+    if missing:
+        raise BundleError(f"{js.name}: no width and depth for the models {', '.join(missing)}")
     out = {}
-    for key, entry in payload["models"].items():
+    for key, entry in models.items():
         shape = info["models"][key]
         model = MLP(dim=dim, width=shape["width"], depth=shape["depth"])
-        model.load_state_dict(entry["state"])
+        try:
+            model.load_state_dict(entry["state"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BundleError(
+                f"{pt.name}: the weights of {key} do not fit the MLP of width "
+                f"{shape['width']}, depth {shape['depth']} that {js.name} names ({first})"
+            ) from None
         model.eval().requires_grad_(False)
         out[key] = {
             "model": model,

@@ -12,13 +12,28 @@ reads it with jupytext, executes it with papermill (parameters ``profile``, ``de
 
 Each successful run writes a JSON record ``<figures_dir>/runs/<stem>.json``.
 
-**Nothing is published by a failed run.** Every run executes into a temporary directory
-(notebook and figures); the figures, the notebook and the run record are moved into place
-(each file by an atomic rename) only when the notebook completes.  A failing notebook leaves
-the published files as they were and keeps its partial notebook (with the traceback, not
-cleaned) beside the target as ``<stem>.partial.ipynb``; Ctrl-C publishes nothing either.  A
-second run writing the same output notebook at the same time is refused
-(:func:`output_lock`, a ``.<stem>.ipynb.lock`` file holding the PID of the run).
+**Nothing is published by a failed run.** Every run executes into a staging folder
+``kacnb-<stem>-<pid>-*`` in the temporary directory (notebook and figures).  A failing
+notebook leaves the published files as they were and keeps its partial notebook (with the
+traceback, not cleaned) beside the target as ``<stem>.partial.ipynb``; Ctrl-C and SIGTERM
+(:func:`sigterm_interrupts`, :class:`Interrupted`) publish nothing either and remove the
+staging folder.  A run removes the staging folders of its notebook left by runs that were
+killed (their PID is gone).  A second run writing the same output notebook at the same time
+is refused (:func:`output_lock`, a ``.<stem>.ipynb.lock`` file holding the PID of the run).
+
+**Publishing is one transaction** (:func:`publish`).  What a completed run publishes (the
+executed notebook, the figures and animations, the metrics ``runs/<stem>.metrics.json``, the
+run record ``runs/<stem>.json`` and a weights bundle the notebook left in
+``<figures_dir>/pretrained/``) is first copied beside each target under a temporary name,
+which also proves every target folder writable; only then are the targets replaced, each old
+file kept as a hard link (or renamed) until all are in place.  Any error puts every old file
+back, so the published set is entirely old or entirely new; the run then fails with
+:class:`PublishError` and its outputs are kept in a folder the message names.  A journal
+``.<stem>.ipynb.publishing.json`` beside the notebook lists the files while they are being
+replaced; a run killed meanwhile (SIGKILL, power loss) is rolled back by the next run of the
+same notebook (:func:`recover_publication`).  A weights bundle goes to ``weights_dir`` when
+one is given (``kacnb run`` gives ``pretrained/`` only to a publishing run of the paper
+profile), else it stays with the figures, in ``<figures_dir>/pretrained/``.
 
 **Time limit.** With a ``deadline`` (absolute UNIX time, ``kacnb run --time-limit``) the
 kernel gets it in the environment variable ``KACNB_DEADLINE``; training stops there with
@@ -40,12 +55,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -67,9 +84,15 @@ __all__ = [
     "NotebookFailed",
     "TimeLimitStopped",
     "OutputLocked",
+    "PublishError",
+    "Interrupted",
     "RunResult",
     "partial_path",
     "output_lock",
+    "publish",
+    "recover_publication",
+    "remove_stale_staging",
+    "sigterm_interrupts",
     "write_text_atomic",
     "clean_notebook",
     "to_percent",
@@ -166,12 +189,32 @@ TIME_LIMIT_ENAME = "TimeLimitReached"
 DEADLINE_ENV = "KACNB_DEADLINE"
 
 
+class PublishError(RuntimeError):
+    """A completed run could not be published; the published files are as they were."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal other than Ctrl-C (SIGTERM), handled as Ctrl-C is;
+    ``exit_status`` is the shell's ``128 + signal number``."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        self.signum = int(signum)
+        self.exit_status = 128 + self.signum
+        super().__init__(signal.Signals(self.signum).name)
+
+
 @dataclass
 class RunResult:
+    """A completed run: its notebook ``output``, the record, and every file it ``published``
+    (notebook, figures, metrics, record, weights); ``weights`` is where a weights bundle went
+    (``None`` when the run wrote none)."""
+
     spec: NotebookSpec
     output: Path
     record_path: Path | None
     record: dict = field(default_factory=dict)
+    published: list[Path] = field(default_factory=list)
+    weights: Path | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,6 +459,179 @@ def output_lock(output: Path) -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
+# publishing: every file of a run, or none
+
+#: Suffixes of the files :func:`publish` keeps beside a target while it replaces it.
+_NEW, _OLD = ".new", ".old"
+
+
+@dataclass
+class _Swap:
+    """One file of a publication: ``temp`` (a copy of the staged file beside ``target``)
+    replaces ``target``; the old ``target``, when there was one (``had_old``), is kept as
+    ``backup`` until every file is in place."""
+
+    target: Path
+    temp: Path
+    backup: Path
+    had_old: bool
+
+    def to_json(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> _Swap:
+        paths = {k: Path(data[k]) for k in ("target", "temp", "backup")}
+        return cls(**paths, had_old=bool(data["had_old"]))
+
+
+def _side_name(target: Path, suffix: str) -> Path:
+    """A hidden name beside ``target`` naming this process: ``.<name>.<pid>.<random><suffix>``."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the side files of ``target`` left by publications whose process is gone."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}(\{_NEW}|\{_OLD})")
+    if not target.parent.is_dir():
+        return
+    for path in target.parent.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match and not _pid_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _copy_new(source: Path, temp: Path) -> None:
+    """Copy ``source`` to the new file ``temp`` and flush it to the disk (a full disk shows
+    here, before anything published is touched)."""
+    with open(source, "rb") as fsrc, open(temp, "xb") as fdst:
+        shutil.copyfileobj(fsrc, fdst)
+        fdst.flush()
+        os.fsync(fdst.fileno())
+
+
+def _stage(files: Mapping[Path, Path]) -> list[_Swap]:
+    """Copy each staged file (``target -> source``) beside its target; on any error remove
+    the copies made so far and re-raise: the published files are not touched here."""
+    swaps: list[_Swap] = []
+    try:
+        for target, source in files.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "a folder is in the way", str(target))
+            _remove_leftovers(target)
+            swap = _Swap(target, _side_name(target, _NEW), _side_name(target, _OLD), False)
+            swap.had_old = target.exists()
+            swaps.append(swap)  # before the copy: a half-written copy is removed too
+            _copy_new(source, swap.temp)
+    except BaseException:
+        for swap in swaps:
+            with contextlib.suppress(OSError):
+                swap.temp.unlink()
+        raise
+    return swaps
+
+
+def _swap_in(swap: _Swap) -> None:
+    """Keep the old target as ``backup`` (a hard link, else a rename), then move the new
+    file onto the target (an atomic rename)."""
+    if swap.had_old:
+        try:
+            os.link(swap.target, swap.backup)
+        except OSError:  # a file system without hard links
+            os.rename(swap.target, swap.backup)
+    os.replace(swap.temp, swap.target)
+
+
+def _roll_back(swaps: list[_Swap]) -> list[str]:
+    """Put every old file back and remove the new ones that had no old file; works from the
+    files alone, so it also finishes a publication whose process was killed.  Returns what
+    could not be undone (empty when the old set is complete again)."""
+    problems = []
+    for swap in reversed(swaps):
+        try:
+            if os.path.lexists(swap.backup):
+                if os.path.lexists(swap.target) and os.path.samefile(swap.backup, swap.target):
+                    swap.backup.unlink()  # not replaced yet (a rename would do nothing)
+                else:
+                    os.replace(swap.backup, swap.target)
+            elif not swap.had_old and not os.path.lexists(swap.temp):
+                with contextlib.suppress(FileNotFoundError):
+                    swap.target.unlink()  # it was new: moved in already
+            with contextlib.suppress(FileNotFoundError):
+                swap.temp.unlink()
+        except OSError as exc:
+            problems.append(f"{swap.target}: {exc.strerror or exc} (old file: {swap.backup})")
+    return problems
+
+
+def _journal_path(output: Path) -> Path:
+    """The journal of a publication into ``output``'s place: ``.<name>.publishing.json``."""
+    return output.with_name(f".{output.name}.publishing.json")
+
+
+def publish(files: Mapping[Path, Path], journal: Path) -> list[Path]:
+    """Replace every target by its staged file (``files``: ``target -> source``), all or none.
+
+    The staged files are first copied beside their targets; then ``journal`` lists them and
+    the targets are replaced one by one, the old files kept aside; removing the journal
+    completes the publication.  On any error every old file is put back (the targets are
+    then as before) and the error is re-raised; :class:`PublishError` when even that failed.
+    Returns the targets.
+    """
+    swaps = _stage(files)
+    try:
+        entries = {"pid": os.getpid(), "files": [swap.to_json() for swap in swaps]}
+        write_text_atomic(journal, json.dumps(entries, indent=1) + "\n")
+        for swap in swaps:
+            _swap_in(swap)
+        journal.unlink()  # the publication is complete
+    except BaseException as exc:
+        problems = _roll_back(swaps)
+        if problems:
+            raise PublishError(
+                f"publishing failed ({exc}) and {len(problems)} old file(s) could not be put "
+                f"back: {'; '.join(problems)}; the next run of this notebook retries "
+                f"(journal {journal})"
+            ) from exc
+        with contextlib.suppress(OSError):
+            journal.unlink()
+        raise
+    for swap in swaps:
+        with contextlib.suppress(OSError):
+            swap.backup.unlink()
+    return [swap.target for swap in swaps]
+
+
+def recover_publication(output: str | Path) -> bool:
+    """Roll back a publication into ``output``'s place that a killed run left unfinished
+    (its journal is there and its process is gone); ``True`` if there was one.  Raises
+    :class:`PublishError` when an old file cannot be put back."""
+    journal = _journal_path(Path(output))
+    try:
+        entries = json.loads(journal.read_text(encoding="utf-8"))
+        pid = int(entries["pid"])
+        swaps = [_Swap.from_json(item) for item in entries["files"]]
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PublishError(
+            f"the journal {journal} of an unfinished publication cannot be read ({exc}); check "
+            f"the files beside it, then delete it"
+        ) from None
+    if pid != os.getpid() and _pid_alive(pid):
+        return False  # still publishing (it holds the output's lock: not a kacnb run of ours)
+    problems = _roll_back(swaps)
+    if problems:
+        raise PublishError(
+            f"an unfinished publication could not be rolled back: {'; '.join(problems)}"
+        )
+    journal.unlink()
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
 # environment facts for the run record
 
 
@@ -634,23 +850,76 @@ def _log_tail(log: Path, lines: int = 8) -> str:
     return "\n  the kernel's stderr ended with:" + "".join(f"\n    | {line}" for line in tail)
 
 
+#: Termination signals of the run received so far (a dead kernel after one is the signal's).
+_TERMINATED: list[int] = []
+
+
+def _raise_interrupted(signum: int, frame) -> None:  # noqa: ANN001 - a signal handler
+    _TERMINATED.append(signum)
+    raise Interrupted(signum)
+
+
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold back SIGINT (Ctrl-C) in the block; its handler runs when the block ends."""
-    import signal
+def sigterm_interrupts() -> Iterator[None]:
+    """In the block SIGTERM raises :class:`Interrupted`, as Ctrl-C raises KeyboardInterrupt:
+    the run stops, publishes nothing and removes its staging folder."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _TERMINATED.clear()
+    old = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _signals_deferred(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold back Ctrl-C and SIGTERM in the block; the first one received takes effect (its
+    handler runs) when the block ends."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received: list = []
-    old = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    olds = {
+        sig: signal.signal(sig, lambda n, frame: received.append((n, frame))) for sig in signums
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
-        if received and callable(old):
-            old(signal.SIGINT, received[0])  # default handler: raises KeyboardInterrupt
+        for sig, old in olds.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        if received:
+            signum, frame = received[0]
+            old = olds[signum]
+            if callable(old):
+                old(signum, frame)  # e.g. the default SIGINT handler: KeyboardInterrupt
+            elif old == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
+#: Prefix of a run's staging folder in the temporary directory: ``kacnb-<stem>-<pid>-``.
+STAGING_PREFIX = "kacnb-{stem}-{pid}-"
+
+
+def remove_stale_staging(stem: str, tmpdir: str | Path | None = None) -> list[Path]:
+    """Remove the staging folders of notebook ``stem`` left by runs that were killed (the
+    PID in the folder's name is gone); returns them."""
+    tmpdir = Path(tmpdir if tmpdir is not None else tempfile.gettempdir())
+    pattern = re.compile(rf"kacnb-{re.escape(stem)}-(\d+)-\w+")
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in tmpdir.iterdir():
+            match = pattern.fullmatch(path.name)
+            if match and path.is_dir() and not _pid_alive(int(match.group(1))):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
 
 
 def _figures_since(figures_dir: Path, start: float, spec: NotebookSpec) -> list[str]:
@@ -669,6 +938,108 @@ def _figures_since(figures_dir: Path, start: float, spec: NotebookSpec) -> list[
     )
 
 
+def _staged_files(
+    staging: Path, output: Path, figures_dir: Path, weights_dir: Path | None
+) -> dict[Path, Path]:
+    """What a completed run publishes, ``target -> staged file``: everything under the staged
+    figures folder (the notebook's figures, animations and metrics, and the record) into
+    ``figures_dir``, except a weights bundle in its ``pretrained/`` sub-folder, which goes to
+    ``weights_dir`` when given; and the cleaned notebook to ``output``."""
+    from .pretrained import RUN_SUBDIR
+
+    staged_figures = staging / "figures"
+    files: dict[Path, Path] = {}
+    if staged_figures.is_dir():
+        for path in sorted(staged_figures.rglob("*")):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(staged_figures)
+            if weights_dir is not None and rel.parts[0] == RUN_SUBDIR and len(rel.parts) > 1:
+                files[weights_dir / Path(*rel.parts[1:])] = path
+            else:
+                files[figures_dir / rel] = path
+    files[output] = staging / "publish" / output.name
+    return files
+
+
+def _weights_target(files: dict[Path, Path], staging: Path) -> Path | None:
+    """The folder a weights bundle of the run went to, or ``None`` when it wrote none."""
+    from .pretrained import RUN_SUBDIR
+
+    bundle = staging / "figures" / RUN_SUBDIR
+    return next((t.parent for t, src in files.items() if bundle in src.parents), None)
+
+
+def _keep_unpublished(staging: Path, stem: str) -> Path:
+    """Rename the staging folder of a run that could not be published so that it is kept:
+    ``kacnb-unpublished-<stem>-<time>-*`` (not a staging folder, so no run removes it)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    kept = staging.with_name(f"kacnb-unpublished-{stem}-{stamp}-{uuid.uuid4().hex[:6]}")
+    staging.rename(kept)  # same folder: a rename cannot run out of space
+    return kept
+
+
+def _publish_run(stem: str, staging: Path, files: dict[Path, Path], output: Path) -> list[Path]:
+    """Publish ``files`` as one transaction (:func:`publish`); Ctrl-C and SIGTERM meanwhile
+    take effect once it is complete.  On an error the staging folder is kept and
+    :class:`PublishError` names what happened and where the run's outputs are."""
+    try:
+        with _signals_deferred():
+            return publish(files, _journal_path(output))
+    except (OSError, PublishError) as exc:
+        kept = _keep_unpublished(staging, stem)
+        if isinstance(exc, PublishError):
+            raise PublishError(f"{exc}; the run's outputs are kept in {kept}") from None
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        raise PublishError(
+            f"{stem} was not published, the published files are unchanged "
+            f"({exc.strerror or exc}{where}); its outputs are kept in {kept}"
+        ) from None
+
+
+def _execute_staged(
+    spec: NotebookSpec,
+    source: Path,
+    output: Path,
+    staging: Path,
+    parameters: dict,
+    *,
+    deadline: float | None,
+    **options,
+) -> tuple[nbformat.NotebookNode, float]:
+    """Execute the notebook into ``staging``: ``(executed notebook, wall time)``.  A failure
+    keeps the partial notebook beside ``output``; a stop at the deadline raises
+    :class:`TimeLimitStopped`; an interruption (the kernel's, or a dead kernel after
+    SIGTERM) raises KeyboardInterrupt (:class:`Interrupted`)."""
+    staged_nb = staging / output.name
+    env = {DEADLINE_ENV: repr(float(deadline))} if deadline is not None else {}
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures inline, not Agg
+    t0 = time.perf_counter()
+    try:
+        with _environ(**env):
+            executed = _execute(
+                spec,
+                source,
+                staged_nb,
+                {**parameters, "figures_dir": str(staging / "figures")},
+                cwd=source.parent,
+                **options,
+            )
+    except NotebookFailed as exc:
+        if _TERMINATED:
+            raise Interrupted(_TERMINATED[0]) from exc
+        if exc.ename == TIME_LIMIT_ENAME and deadline is not None:
+            raise TimeLimitStopped(spec.stem, time.perf_counter() - t0, exc.evalue) from exc
+        if exc.ename == "KeyboardInterrupt":  # the kernel got the Ctrl-C first
+            raise KeyboardInterrupt from exc
+        if staged_nb.exists():
+            exc.partial = partial_path(output)
+            _move_file(staged_nb, exc.partial)
+            exc.args = (exc.message(),)
+        raise
+    return executed, time.perf_counter() - t0
+
+
 def run_notebook(
     spec: NotebookSpec,
     source: str | Path,
@@ -684,6 +1055,7 @@ def run_notebook(
     extra_parameters: Mapping[str, object] | None = None,
     write_record: bool = True,
     deadline: float | None = None,
+    weights_dir: str | Path | None = None,
 ) -> RunResult:
     """Execute one notebook and publish it; see the module docstring.
 
@@ -691,9 +1063,11 @@ def run_notebook(
     ``"cuda"``) is passed to the notebook and recorded.  ``output`` defaults to
     ``<stem>.ipynb`` next to the source.  Raises :class:`NotebookFailed` on failure (the
     partial notebook is kept, not cleaned, as :func:`partial_path` of ``output``; nothing is
-    published) and :class:`OutputLocked` when another run writes the same output.
-    ``deadline`` (absolute UNIX time, s): see the module docstring; raises
-    :class:`TimeLimitStopped` when training stopped there.
+    published), :class:`PublishError` when the outputs cannot be published (nothing is) and
+    :class:`OutputLocked` when another run writes the same output.  ``deadline`` (absolute
+    UNIX time, s): see the module docstring; raises :class:`TimeLimitStopped` when training
+    stopped there.  ``weights_dir``: where a weights bundle the notebook leaves in
+    ``<figures_dir>/pretrained/`` is published (default: it stays there).
     """
     from .runtime import check_profile, resolve_device
 
@@ -702,6 +1076,7 @@ def run_notebook(
     device = str(resolve_device(device))
     output = Path(output).resolve() if output is not None else source.with_suffix(".ipynb")
     figures_dir = Path(figures_dir).resolve()
+    weights_dir = Path(weights_dir).resolve() if weights_dir is not None else None
     extra = dict(extra_parameters or {})
     clash = sorted(set(extra) & set(RESERVED_PARAMETERS))
     if clash:
@@ -715,37 +1090,24 @@ def run_notebook(
     }
     git = git_state(source.parent)
     started = _dt.datetime.now(_dt.timezone.utc)
-    env = {DEADLINE_ENV: repr(float(deadline))} if deadline is not None else {}
     with output_lock(output):
-        staging = Path(tempfile.mkdtemp(prefix=f"kacnb-{spec.stem}-"))
+        recover_publication(output)
+        remove_stale_staging(spec.stem)
+        prefix = STAGING_PREFIX.format(stem=spec.stem, pid=os.getpid())
+        staging = Path(tempfile.mkdtemp(prefix=prefix))
         try:
-            staged_nb = staging / output.name
-            staged_figures = staging / "figures"
-            t0 = time.perf_counter()
-            try:
-                with _environ(**env):
-                    executed = _execute(
-                        spec,
-                        source,
-                        staged_nb,
-                        {**parameters, "figures_dir": str(staged_figures)},
-                        cwd=source.parent,
-                        progress_bar=progress_bar,
-                        log_output=log_output,
-                        timeout=timeout,
-                    )
-            except NotebookFailed as exc:
-                if exc.ename == TIME_LIMIT_ENAME and deadline is not None:
-                    raise TimeLimitStopped(spec.stem, time.perf_counter() - t0, exc.evalue) from exc
-                if exc.ename == "KeyboardInterrupt":  # the kernel got the Ctrl-C first
-                    raise KeyboardInterrupt from exc
-                if staged_nb.exists():
-                    exc.partial = partial_path(output)
-                    _move_file(staged_nb, exc.partial)
-                    exc.args = (exc.message(),)
-                raise
-            wall = time.perf_counter() - t0
-            published = clean_notebook(executed, keep_injected=False)
+            executed, wall = _execute_staged(
+                spec,
+                source,
+                output,
+                staging,
+                parameters,
+                deadline=deadline,
+                progress_bar=progress_bar,
+                log_output=log_output,
+                timeout=timeout,
+            )
+            _write(clean_notebook(executed, keep_injected=False), staging / "publish" / output.name)
             record_path = None
             record: dict = {}
             if write_record:
@@ -757,27 +1119,28 @@ def run_notebook(
                     wall_time_s=wall,
                     git=git,
                     output=output,
-                    figures=_figures_since(staged_figures, 0.0, spec),
+                    figures=_figures_since(staging / "figures", 0.0, spec),
                     started=started,
                 )
                 if extra:
                     record["extra_parameters"] = {k: repr(v) for k, v in extra.items()}
                 record_path = figures_dir / "runs" / f"{spec.stem}.json"
-            # publish the figures (and the notebook's other files), the notebook and the
-            # record; a Ctrl-C meanwhile takes effect once all of it is in place
-            with _sigint_deferred():
-                if staged_figures.is_dir():
-                    for path in sorted(staged_figures.rglob("*")):
-                        if path.is_file():
-                            _move_file(path, figures_dir / path.relative_to(staged_figures))
-                _write(published, output)
-                if record_path is not None:
-                    write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
-                with contextlib.suppress(FileNotFoundError):
-                    partial_path(output).unlink()  # a partial notebook of an earlier failure
+                staged_record = staging / "figures" / "runs" / record_path.name
+                write_text_atomic(staged_record, json.dumps(record, indent=2) + "\n")
+            files = _staged_files(staging, output, figures_dir, weights_dir)
+            published = _publish_run(spec.stem, staging, files, output)
+            with contextlib.suppress(FileNotFoundError):
+                partial_path(output).unlink()  # a partial notebook of an earlier failure
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return RunResult(spec=spec, output=output, record_path=record_path, record=record)
+    return RunResult(
+        spec=spec,
+        output=output,
+        record_path=record_path,
+        record=record,
+        published=published,
+        weights=_weights_target(files, staging),
+    )
 
 
 #: Profile reported by :func:`published_profile` for a record it cannot read.

@@ -1,12 +1,18 @@
 """A static HTML site of the executed notebooks (``kacnb site --out DIR``).
 
 The site is a Sphinx + MyST-NB book built from what ``kacnb run`` published, without running
-anything: an index page (what the collection is, the notebooks with their verdict counts and
-the figure tables of the README), one page per executed notebook ``notebooks/<stem>.ipynb``
-with its cell outputs, then its figures (the PNGs listed in the run record
-``figures/runs/<stem>.json``) and its verdict table (``figures/runs/<stem>.metrics.json``) as
-an HTML table, and the paper notes ``docs/paper-notes.md`` when present. Math is rendered by a
-MathJax copy shipped inside the site, so the pages work offline.
+anything: an index page (what the collection is, a thumbnail per notebook that links to its
+page, with its verdict count, profile and device, and the figure tables of the README), one
+page per executed notebook ``notebooks/<stem>.ipynb`` with its cell outputs (each figure
+where the notebook draws it), the figures of its run record ``figures/runs/<stem>.json`` that
+no cell shows, its verdict table (``figures/runs/<stem>.metrics.json``) as an HTML table, and
+the pages ``docs/paper-notes.md`` and ``docs/report.md`` when present. Every notebook page is
+titled ``NN · title``. Math is rendered by a MathJax copy shipped inside the site, so the
+pages work offline.
+
+Every value taken from a run record or a metrics file is HTML-escaped (:func:`escape`) and
+put into raw HTML, where neither markdown nor math applies, so a record cannot inject markup
+or script; figure names of a record must be plain file names.
 
 The Sphinx configuration is ``docs/site/`` of the repository. Building needs the ``site``
 extra (``pip install -e ".[site]"``).
@@ -28,6 +34,7 @@ from pathlib import Path
 
 import nbformat
 
+from .plotting import inline_figures
 from .registry import NotebookSpec, Registry
 
 __all__ = [
@@ -36,10 +43,16 @@ __all__ = [
     "SiteError",
     "NotebookPage",
     "missing_packages",
+    "escape",
     "collect_pages",
     "verdict_table_html",
+    "notebook_cards_html",
+    "run_record_html",
     "readme_figure_tables",
+    "thumbnail_source",
+    "write_thumbnail",
     "index_markdown",
+    "notebook_title",
     "page_notebook",
     "stage",
     "build_site",
@@ -56,6 +69,16 @@ INSTALL_HINT = 'pip install -e ".[site]"'
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "docs" / "site"
 #: File that marks a folder as a site written by this module (Sphinx writes it).
 BUILD_MARK = ".buildinfo"
+#: Pages of ``docs/`` shown on the site besides the notebooks, in the sidebar's order.
+DOC_PAGES = ("report", "paper-notes")
+#: Size of the index's thumbnails (the largest width and height, in pixels).
+THUMBNAIL_SIZE = (480, 300)
+#: The folder of the thumbnails in the site's source (copied to the site as static files).
+THUMBNAIL_DIR = "_static/thumbs"
+#: A figure file name of a run record: a plain ``.png`` file name, no folder.
+_FIGURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$")
+#: A leading number of a notebook's heading ("03 · ", "3. ", "03 - ").
+_HEADING_NUMBER = re.compile(r"^\s*\d+\s*(?:·|\.|:|-|–|—)\s*")
 
 
 class SiteError(RuntimeError):
@@ -75,15 +98,38 @@ class NotebookPage:
     rows: tuple[Mapping, ...] = ()
     #: PNG figures of the notebook, existing files, in the record's order.
     figures: tuple[Path, ...] = ()
+    #: The notebook's inline images in order: the stem of the saved figure each shows
+    #: (``kacnb.plotting.save_figure``), or None for another image.
+    shown: tuple[str | None, ...] = ()
+    #: The notebook's own title (its first ``#`` heading without a number), if it has one.
+    title: str = ""
 
     @property
     def n_reproduced(self) -> int:
         return sum(r.get("verdict") == "reproduced" for r in self.rows)
 
+    @property
+    def unshown(self) -> tuple[Path, ...]:
+        """The figures of the run that no cell of the notebook shows inline."""
+        return tuple(png for png in self.figures if png.stem not in self.shown)
+
+    @property
+    def heading(self) -> str:
+        """The page's title in the sidebar and on the index: ``NN · title``."""
+        return f"{self.spec.label} · {self.title or self.spec.title}"
+
 
 def missing_packages() -> list[str]:
     """Distribution names of the ``site`` extra that are not importable."""
     return [dist for mod, dist in SITE_PACKAGES.items() if importlib.util.find_spec(mod) is None]
+
+
+def escape(value) -> str:
+    """``value`` as text for raw HTML: ``&``, ``<``, ``>`` and quotes escaped, line breaks as
+    ``&#10;`` (a blank line would end a raw HTML block of a markdown page, and what follows
+    would be read as markdown and math)."""
+    text = html.escape(str(value), quote=True)
+    return re.sub(r"\r\n|\r|\n", "&#10;", text)
 
 
 def _read_json(path: Path) -> dict:
@@ -99,7 +145,13 @@ def _figure_paths(spec: NotebookSpec, record: Mapping, figures_dir: Path) -> tup
     """The notebook's PNG figures: those of the run record, else the registered ones and the
     ``nbNN_*.png`` files. A figure the record lists but that is missing is an error (the page
     would show a broken image)."""
-    listed = [name for name in record.get("figures", ()) if name.endswith(".png")]
+    listed = [str(name) for name in record.get("figures", ()) if str(name).endswith(".png")]
+    bad = [name for name in listed if not _FIGURE_NAME.match(name)]
+    if bad:
+        raise SiteError(
+            f"figures/runs/{spec.stem}.json lists the figure {bad[0]!r}, which is not a plain "
+            f"file name; run `kacnb run {spec.label}` again"
+        )
     if listed:
         missing = [n for n in listed if not (figures_dir / n).is_file()]
         if missing:
@@ -137,6 +189,7 @@ def collect_pages(registry: Registry) -> list[NotebookPage]:
             )
         record = _read_json(runs / f"{spec.stem}.json")
         metrics = _read_json(runs / f"{spec.stem}.metrics.json")
+        nb = nbformat.read(executed, as_version=4)
         pages.append(
             NotebookPage(
                 spec=spec,
@@ -144,6 +197,8 @@ def collect_pages(registry: Registry) -> list[NotebookPage]:
                 record=record,
                 rows=tuple(metrics.get("rows", ())),
                 figures=_figure_paths(spec, record, registry.figures_dir),
+                shown=tuple(inline_figures(nb)),
+                title=notebook_title(nb),
             )
         )
     return pages
@@ -155,11 +210,10 @@ def verdict_table_html(rows: Sequence[Mapping]) -> str:
     head = "".join(f"<th>{h}</th>" for h in ("verdict", "claim", "measured", "threshold"))
     body = []
     for r in rows:
-        verdict = str(r.get("verdict", ""))
-        cells = [f'<td class="verdict">{html.escape(verdict)}</td>']
-        cells += [f"<td>{html.escape(str(r.get(k, '')))}</td>" for k in ("claim", "measured")]
-        cells.append(f"<td>{html.escape(str(r.get('threshold', '')))}</td>")
-        body.append(f'<tr class="{html.escape(verdict)}">{"".join(cells)}</tr>')
+        verdict = escape(r.get("verdict", ""))
+        cells = [f'<td class="verdict">{verdict}</td>']
+        cells += [f"<td>{escape(r.get(k, ''))}</td>" for k in ("claim", "measured", "threshold")]
+        body.append(f'<tr class="{verdict}">{"".join(cells)}</tr>')
     return (
         f'<table class="verdicts">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
         + "\n".join(body)
@@ -194,8 +248,60 @@ def readme_figure_tables(readme: str, stems: Sequence[str] = ()) -> list[str]:
     return tables
 
 
-def index_markdown(pages: Sequence[NotebookPage], figure_tables: Sequence[str], notes: bool) -> str:
-    """The index page: what the collection is, the notebooks, the README's figure tables."""
+def thumbnail_source(page: NotebookPage) -> Path | None:
+    """The figure of ``page`` shown as its thumbnail on the index: its first figure of the
+    paper, else the first figure the notebook shows, else its first figure (None: none)."""
+    by_stem = {png.stem: png for png in page.figures}
+    for stem in [f.stem for f in page.spec.paper_figures] + [s for s in page.shown if s]:
+        if stem in by_stem:
+            return by_stem[stem]
+    return page.figures[0] if page.figures else None
+
+
+def write_thumbnail(png: Path, target: Path, size: tuple[int, int] = THUMBNAIL_SIZE) -> Path:
+    """A copy of ``png`` scaled down to fit ``size`` (aspect kept) at ``target``."""
+    from PIL import Image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(png) as img:
+        img.thumbnail(size)
+        img.save(target, format="PNG", optimize=True)
+    return target
+
+
+def notebook_cards_html(pages: Sequence[NotebookPage]) -> str:
+    """The index's notebooks: one card per page with its thumbnail (when it has a figure),
+    numbered title, verdict count, profile, device and number of figures, linking to the
+    page. Record values are escaped."""
+    cards = []
+    for p in pages:
+        stem = escape(p.spec.stem)
+        rec = p.record
+        verdicts = (
+            f"{p.n_reproduced} of {len(p.rows)} claims reproduced" if p.rows else "no verdicts"
+        )
+        facts = [
+            verdicts,
+            f"profile {escape(rec.get('profile', '-'))}",
+            f"device {escape(rec.get('device', '-'))}",
+            f"{len(p.figures)} figures",
+        ]
+        image = ""
+        if thumbnail_source(p) is not None:
+            image = f'<img src="{THUMBNAIL_DIR}/{stem}.png" alt="a figure of {stem}">'
+        cards.append(
+            f'<a class="nb-card" href="{stem}.html">{image}'
+            f'<span class="nb-title">{escape(p.heading)}</span>'
+            f'<span class="nb-facts">{" · ".join(facts)}</span></a>'
+        )
+    return '<div class="nb-cards">\n' + "\n".join(cards) + "\n</div>"
+
+
+def index_markdown(
+    pages: Sequence[NotebookPage], figure_tables: Sequence[str], docs: Sequence[str] = ()
+) -> str:
+    """The index page: what the collection is, the notebooks as thumbnail cards, links to the
+    ``docs`` pages present (:data:`DOC_PAGES`), the README's figure tables."""
     lines = [
         "# kacnb: Telegrapher's Generative Model via Kac Flows",
         "",
@@ -206,28 +312,25 @@ def index_markdown(pages: Sequence[NotebookPage], figure_tables: Sequence[str], 
         '"reproduced / differs" table computed from its own results.',
         "",
         "These pages show the notebooks as executed by `kacnb run` (nothing is re-run to build "
-        "them), with their figures and verdict tables.",
+        "them), each figure where the notebook draws it, and their verdict tables.",
         "",
         "## Notebooks",
         "",
-        "| notebook | title | verdicts reproduced | profile | device | figures |",
-        "|---|---|---|---|---|---|",
+        notebook_cards_html(pages),
     ]
-    for p in pages:
-        verdicts = f"{p.n_reproduced} of {len(p.rows)}" if p.rows else "-"
-        rec = p.record
-        lines.append(
-            f"| [{p.spec.stem}]({p.spec.stem}.ipynb) | {p.spec.title} | {verdicts} | "
-            f"{rec.get('profile', '-')} | {rec.get('device', '-')} | {len(p.figures)} |"
-        )
-    if notes:
-        lines += ["", "The formulas and settings of the paper: [paper notes](paper-notes.md)."]
+    links = {
+        "report": "The claims, deviations and costs in one place: "
+        "[reproducibility report](report.md).",
+        "paper-notes": "The formulas and settings of the paper: [paper notes](paper-notes.md).",
+    }
+    for doc in docs:
+        lines += ["", links[doc]]
     if figure_tables:
         lines += ["", "## Figures", "", "The paper's figures and where they are reproduced:", ""]
         lines.append(figure_tables[0])
         for table in figure_tables[1:]:
             lines += ["", "Figures that check the paper's claims:", "", table]
-    toc = [p.spec.stem for p in pages] + (["paper-notes"] if notes else [])
+    toc = [p.spec.stem for p in pages] + list(docs)
     lines += ["", "```{toctree}", ":hidden:", ":maxdepth: 1", "", *toc, "```", ""]
     return "\n".join(lines)
 
@@ -239,17 +342,57 @@ def _caption(spec: NotebookSpec, png: Path) -> str:
     return png.stem
 
 
-def page_notebook(page: NotebookPage) -> nbformat.NotebookNode:
-    """The executed notebook with two markdown cells appended: its figures and its verdict
-    table (with the profile, device and commit of the run). Outputs are left as executed."""
-    nb = nbformat.read(page.notebook, as_version=4)
+def _first_heading(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int] | None:
+    """The markdown cell and line number of the notebook's first ``#`` heading, if any."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            # the notebooks link the notes as a repository file; on the site it is a page
-            cell.source = cell.source.replace("](../docs/paper-notes.md)", "](paper-notes.md)")
-    figs = ["## Figures of this run", ""]
-    for png in page.figures:
-        figs += [
+            for i, line in enumerate(cell.source.split("\n")):
+                if line.startswith("# "):
+                    return cell, i
+    return None
+
+
+def notebook_title(nb: nbformat.NotebookNode) -> str:
+    """The text of the notebook's first ``#`` heading without a leading number ("03 · "),
+    or "" when it has none."""
+    found = _first_heading(nb)
+    if found is None:
+        return ""
+    cell, i = found
+    return _HEADING_NUMBER.sub("", cell.source.split("\n")[i][2:].strip(), count=1)
+
+
+def _number_title(nb: nbformat.NotebookNode, page: NotebookPage) -> None:
+    """Make the notebook's first ``#`` heading the page's numbered title ``NN · title``, or
+    add one when it has none, so that the sidebar numbers every notebook."""
+    found = _first_heading(nb)
+    if found is None:
+        nb.cells.insert(0, _markdown_cell(nb, f"# {page.heading}"))
+        return
+    cell, i = found
+    lines = cell.source.split("\n")
+    lines[i] = f"# {page.heading}"
+    cell.source = "\n".join(lines)
+
+
+def _markdown_cell(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_markdown_cell(text)
+    if nb.get("nbformat_minor", 0) < 5:  # cell ids exist from nbformat 4.5 on
+        cell.pop("id", None)
+    return cell
+
+
+def _gallery(page: NotebookPage) -> str | None:
+    """A section with the run's figures that no cell shows (None when every one is shown)."""
+    figures = page.unshown
+    if not figures:
+        return None
+    title = "Figures of this run" if len(figures) == len(page.figures) else "More figures"
+    lines = [f"## {title}", ""]
+    if len(figures) < len(page.figures):
+        lines += ["Figures of this run that no cell above shows:", ""]
+    for png in figures:
+        lines += [
             f"```{{figure}} figures/{png.name}",
             f":alt: {png.stem}",
             "",
@@ -257,36 +400,63 @@ def page_notebook(page: NotebookPage) -> nbformat.NotebookNode:
             "```",
             "",
         ]
-    if not page.figures:
-        figs.append("This notebook writes no figure files.")
-    rec = page.record
-    run = ", ".join(
-        f"{k} {rec[k]}" for k in ("profile", "device", "wall_time_s", "git_commit") if k in rec
+    return "\n".join(lines)
+
+
+def run_record_html(stem: str, record: Mapping) -> str:
+    """One paragraph: the profile, device, wall time and commit of the run record, escaped."""
+    facts = [
+        f"{key} {escape(record[key])}"
+        for key in ("profile", "device", "wall_time_s", "git_commit")
+        if key in record
+    ]
+    if not facts:
+        return ""
+    return (
+        f'<p class="run-record">Run record <code>figures/runs/{escape(stem)}.json</code>: '
+        f"{', '.join(facts)}.</p>"
     )
-    verdicts = ["## Verdicts of this run", ""]
+
+
+def _verdicts(page: NotebookPage) -> str:
+    """The section with the run record and the verdict table."""
+    lines = ["## Verdicts of this run", ""]
+    run = run_record_html(page.spec.stem, page.record)
     if run:
-        verdicts += [f"Run record `figures/runs/{page.spec.stem}.json`: {run}.", ""]
+        lines += [run, ""]
     if page.rows:
-        verdicts += [
+        lines += [
             f"{page.n_reproduced} of {len(page.rows)} claims reproduced "
             f"(`figures/runs/{page.spec.stem}.metrics.json`):",
             "",
             verdict_table_html(page.rows),
         ]
     else:
-        verdicts.append("No verdict table was recorded for this notebook.")
-    for text in ("\n".join(figs), "\n".join(verdicts)):
-        cell = nbformat.v4.new_markdown_cell(text)
-        if nb.get("nbformat_minor", 0) < 5:  # cell ids exist from nbformat 4.5 on
-            cell.pop("id", None)
-        nb.cells.append(cell)
+        lines.append("No verdict table was recorded for this notebook.")
+    return "\n".join(lines)
+
+
+def page_notebook(page: NotebookPage) -> nbformat.NotebookNode:
+    """The executed notebook as its page: the first heading numbered (``NN · title``), then,
+    appended, the run's figures that no cell shows (if any) and the verdict table with the
+    profile, device and commit of the run. Outputs are left as executed."""
+    nb = nbformat.read(page.notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            # the notebooks link the docs as repository files; on the site they are pages
+            for doc in DOC_PAGES:
+                cell.source = cell.source.replace(f"](../docs/{doc}.md)", f"]({doc}.md)")
+    _number_title(nb, page)
+    gallery = _gallery(page)
+    for text in ([gallery] if gallery else []) + [_verdicts(page)]:
+        nb.cells.append(_markdown_cell(nb, text))
     return nb
 
 
 def stage(registry: Registry, src: Path, config_dir: Path = CONFIG_DIR) -> list[NotebookPage]:
     """Write the Sphinx source of the site into the empty folder ``src``: ``conf.py`` and
-    ``_static/`` of ``config_dir``, ``index.md``, ``<stem>.ipynb`` per page, ``figures/``
-    and ``paper-notes.md`` (from ``docs/`` of the collection, when present)."""
+    ``_static/`` of ``config_dir``, ``index.md``, ``<stem>.ipynb`` per page, ``figures/``, the
+    index's thumbnails and the :data:`DOC_PAGES` of ``docs/`` of the collection present."""
     pages = collect_pages(registry)
     if not (config_dir / "conf.py").is_file():
         raise SiteError(f"the site's Sphinx configuration {config_dir / 'conf.py'} is missing")
@@ -294,17 +464,23 @@ def stage(registry: Registry, src: Path, config_dir: Path = CONFIG_DIR) -> list[
     (src / "figures").mkdir(exist_ok=True)
     for page in pages:
         nbformat.write(page_notebook(page), src / f"{page.spec.stem}.ipynb")
-        for png in page.figures:
+        for png in page.unshown:
             shutil.copy2(png, src / "figures" / png.name)
-    notes = registry.root / "docs" / "paper-notes.md"
-    if notes.is_file():
-        shutil.copy2(notes, src / "paper-notes.md")
+        thumb = thumbnail_source(page)
+        if thumb is not None:
+            write_thumbnail(thumb, src / THUMBNAIL_DIR / f"{page.spec.stem}.png")
+    docs = []
+    for doc in DOC_PAGES:
+        path = registry.root / "docs" / f"{doc}.md"
+        if path.is_file():
+            shutil.copy2(path, src / f"{doc}.md")
+            docs.append(doc)
     readme = registry.root / "README.md"
     tables = readme_figure_tables(
         readme.read_text(encoding="utf-8") if readme.is_file() else "",
         [p.spec.stem for p in pages],
     )
-    (src / "index.md").write_text(index_markdown(pages, tables, notes.is_file()), encoding="utf-8")
+    (src / "index.md").write_text(index_markdown(pages, tables, docs), encoding="utf-8")
     return pages
 
 

@@ -246,10 +246,40 @@ def kac_variance(a: float, c: float, t):
     From ``E[dK(s) dK(u)] = c^2 exp(-2a|s - u|) ds du`` (the sign ``(-1)^N`` decorrelates at
     rate ``2a``). For ``a t -> infinity`` it is ``sigma^2 t - sigma^2/(2a)`` with
     ``sigma^2 = c^2/a``, the Brownian variance minus a constant (Thm 9); for ``a t -> 0`` it
-    is ``c^2 t^2`` (ballistic). ``t`` may be a float or an array.
+    is ``c^2 t^2`` (ballistic), which is also its value at ``a = 0`` (no switches:
+    ``K(t) = +-c t``). ``t`` may be a float or an array.
+
+    ``a`` must be finite and >= 0, ``c`` finite and > 0, ``t`` finite and >= 0
+    (``ValueError`` otherwise).
     """
-    t = np.asarray(t, dtype=np.float64)
-    return (c * c / a) * (t + np.expm1(-2.0 * a * t) / (2.0 * a))
+    a_, c_ = _real(a), _real(c)
+    if not (math.isfinite(a_) and a_ >= 0):
+        raise ValueError(f"a must be a finite number >= 0, got {a!r}")
+    if not (math.isfinite(c_) and c_ > 0):
+        raise ValueError(f"c must be a finite number > 0, got {c!r}")
+    try:
+        t = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"t must be a number or an array of numbers, got {t!r}") from None
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError(f"t must be finite and >= 0, got {t!r}")
+    if a_ == 0:
+        return c * c * t * t
+    closed = (c * c / a) * (t + np.expm1(-2.0 * a * t) / (2.0 * a))
+    # For 2 a t < 1e-6 the closed form cancels (relative error above 1e-10, all digits lost
+    # for a t ~ 1e-16): there its series c^2 t^2 (1 - x/3 + x^2/12), x = 2 a t.
+    x = 2.0 * a_ * t
+    return np.where(x < 1e-6, c * c * t * t * (1.0 - x / 3.0 + x * x / 12.0), closed)[()]
+
+
+def _real(value) -> float:
+    """``value`` as a float, NaN when it is not a real number (a bool or text included)."""
+    if isinstance(value, bool | str | bytes):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 # ---------------------------------------------------------------------------- histograms

@@ -58,6 +58,10 @@ _PANEL_NODES = 16
 _BLOCK_ELEMENTS = 1 << 22
 # Heat kernel integrated over |xi| <= this many standard deviations (tail mass < 1e-23).
 _HEAT_SIGMAS = 10.0
+#: Most time steps :func:`solve_telegraph` takes (the notebooks need about a thousand: t = 4
+#: at dx = 0.005); a request for more, e.g. a final time of 1e6 on a fine grid, is refused
+#: with the number of steps it would take instead of running for hours.
+MAX_STEPS = 10**6
 
 
 # ---------------------------------------------------------------------------- validation
@@ -130,7 +134,8 @@ def solve_telegraph(
         Switching rate (1/time) and speed (space/time), both > 0.
     n_steps : int, optional
         Number of time steps; by default the fewest with ``c dt / dx <= cfl`` and
-        ``a dt <= 1/2`` (the damping time ``1/a`` resolved).
+        ``a dt <= 1/2`` (the damping time ``1/a`` resolved). At most :data:`MAX_STEPS`
+        (``ValueError`` otherwise: a shorter ``t_final`` or a coarser grid).
     cfl : float
         Target Courant number ``c dt / dx`` in (0, 1] when ``n_steps`` is not given.
     times : sequence of float, optional
@@ -162,9 +167,14 @@ def solve_telegraph(
     if n_steps is None:
         # a dt <= 1/2 as well: stability does not need it, but for a dt > 1 the scheme
         # carries a weakly damped spurious mode oscillating in sign from step to step.
+        need = max(c * t_final / (cfl * dx), 2.0 * a * t_final)  # may be inf
+        if need > MAX_STEPS:
+            raise _too_many_steps(f"{need:.3g}", t_final, dx)
         n_steps = max(1, math.ceil(c * t_final / (cfl * dx)), math.ceil(2.0 * a * t_final))
     else:
         n_steps = positive_int("n_steps", n_steps)
+    if n_steps > MAX_STEPS:
+        raise _too_many_steps(f"{n_steps:,}", t_final, dx)
     dt = t_final / n_steps
     courant = c * dt / dx
     if courant > 1.0 + 1e-12:
@@ -204,6 +214,14 @@ def solve_telegraph(
         ) / damp_plus
         prev, cur = cur, nxt
     return cur if times is None else (cur, snapshots)
+
+
+def _too_many_steps(steps: str, t_final: float, dx: float) -> ValueError:
+    return ValueError(
+        f"solve_telegraph would take {steps} time steps to t_final={t_final:g} on a grid "
+        f"step dx={dx:g}, more than MAX_STEPS={MAX_STEPS:,}: ask for a shorter t_final or a "
+        "coarser grid"
+    )
 
 
 def _second_difference(u: torch.Tensor) -> torch.Tensor:

@@ -37,16 +37,23 @@ loop has no host synchronisation between the loss checks.
 for the notebook kernel), training stops at the first step past it, writes the checkpoints
 of the runs that have a ``checkpoint_path`` and raises :class:`TimeLimitReached`; the same
 call again resumes there.
+
+**One run per checkpoint folder.** Training into checkpoint files holds an advisory lock on
+their folder (:func:`checkpoint_lock`, the file ``.lock`` there naming the PID); a second
+process training into the same folder, e.g. a second ``kacnb run 04`` with other output
+folders, stops at once with :class:`CheckpointLocked`.  The operating system releases the
+lock when the process ends, however it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +74,8 @@ __all__ = [
     "TimeLimitReached",
     "NonFiniteLoss",
     "CheckpointError",
+    "CheckpointLocked",
+    "checkpoint_lock",
     "TrainConfig",
     "TrainResult",
     "train",
@@ -100,6 +109,64 @@ class NonFiniteLoss(FloatingPointError):
 
 class CheckpointError(ValueError):
     """A checkpoint file cannot be loaded (corrupt, truncated, or holding more than data)."""
+
+
+class CheckpointLocked(RuntimeError):
+    """Another process is training into the same checkpoint folder."""
+
+
+#: Checkpoint folders this process holds the lock of, with how many holders each.
+_LOCKS_HELD: dict[Path, list] = {}
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def checkpoint_lock(directory: str | Path) -> Iterator[Path]:
+    """Hold the lock of the checkpoint folder ``directory`` (``<directory>/.lock``, an
+    advisory ``flock`` naming this PID) for the block; raise :class:`CheckpointLocked` at once
+    when another process holds it.  Re-entrant within a process; no lock where the system has
+    no ``fcntl`` (Windows)."""
+    directory = Path(directory).resolve()
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield directory / ".lock"
+        return
+    held = _LOCKS_HELD.get(directory)
+    if held is not None:
+        held[1] += 1
+        try:
+            yield directory / ".lock"
+        finally:
+            held[1] -= 1
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise CheckpointLocked(
+                f"the checkpoint folder {directory} is in use by another training run "
+                f"(PID {_lock_holder(path)}); wait for it to finish, or run with other "
+                f"checkpoints"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _LOCKS_HELD[directory] = [fd, 1]
+        try:
+            yield path
+        finally:
+            del _LOCKS_HELD[directory]
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass
@@ -512,7 +579,12 @@ def _validate(job, j: int, run: _Run, val_gen: torch.Generator, bar) -> None:
             "state": {k: v.detach().clone() for k, v in target.state_dict().items()},
         }
     job.flush()
-    bar.set_postfix(loss=f"{float(run.losses[run.step - 1]):.4g}", val=f"{value:.4g}")
+    bar.set_postfix(  # the runner's status line shows these (kacnb.liveprogress)
+        model=run.config.desc,
+        step=run.step,
+        loss=f"{float(run.losses[run.step - 1]):.4g}",
+        val=f"{value:.4g}",
+    )
 
 
 def _deadline(runs: Sequence[_Run]) -> float | None:
@@ -553,6 +625,14 @@ def _train_runs(runs: list[_Run], device: torch.device, desc: str, progress: boo
     :class:`_SingleJob` when alone) until one of them finishes or they reach the next run's
     step; then the stack is rebuilt from the remaining runs.
     """
+    with contextlib.ExitStack() as stack:
+        for folder in sorted({r.ckpt.parent for r in runs if r.ckpt is not None}):
+            stack.enter_context(checkpoint_lock(folder))
+        _train_locked(runs, device, desc, progress)
+
+
+def _train_locked(runs: list[_Run], device: torch.device, desc: str, progress: bool) -> None:
+    """:func:`_train_runs` with the checkpoint folders locked."""
     deadline = _deadline(runs)
     val_gen = torch.Generator(device=device)
     bar = tqdm(

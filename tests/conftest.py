@@ -7,7 +7,11 @@ outputs of the cells marked ``# NBVAL_CHECK_OUTPUT`` are compared with the store
 * stderr (progress bars, warnings) is never compared;
 * ``TQDM_DISABLE=1`` for the kernels, as when ``kacnb golden`` wrote the references (so a
   progress bar can never add an output, e.g. a widget, that the reference lacks);
-* the sanitize file given relative to the repository root also works from another directory.
+* the sanitize file given relative to the repository root also works from another directory;
+* the kernels start with matplotlib's inline backend whatever ``MPLBACKEND`` the test run has
+  (``.ci/run`` sets ``Agg`` for the tests themselves), as ``kacnb run`` executes the
+  notebooks; inline images are never compared (nbval skips ``image/png`` unless run with
+  ``--nbdime``), so a figure that changes pixels does not fail the regression.
 
 * a checked cell that also carries ``# NBVAL_TOLERANCE rtol=... atol=...`` (numbers downstream
   of training, which differ across CPUs and torch builds in their last digits) has its text
@@ -26,6 +30,8 @@ import types
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from tolerance import compare_text, parse_marker  # noqa: E402
 
@@ -39,6 +45,10 @@ def pytest_configure(config):
             config.option.nbval_sanitize_with = str(candidate)
 
 
+#: matplotlib's backend for the nbval kernels (kacnb.plotting.INLINE_BACKEND).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 def _is_nbval_file(collector) -> bool:
     try:
         from nbval.plugin import IPyNbFile
@@ -50,6 +60,24 @@ def _is_nbval_file(collector) -> bool:
 def pytest_collectstart(collector):
     if _is_nbval_file(collector):
         collector.skip_compare += ("stderr",)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """Start a notebook's kernel (nbval does it in the set-up of its first cell) with
+    ``MPLBACKEND`` set to the inline backend; the test process keeps its own backend."""
+    if not _is_nbval_file(item.parent):
+        yield
+        return
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old
 
 
 def _text_outputs(cell, outputs, skip) -> dict[str, str]:

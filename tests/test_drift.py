@@ -314,3 +314,89 @@ def test_usage_errors_are_one_line_and_exit_2(dirs, tmp_path, capsys):
     _metrics_path(fresh).write_text("{not json")
     assert cli.main(["drift", str(fresh), "--committed", str(committed), "--output", str(out)]) == 2
     assert "is not readable JSON" in _error_line(capsys)
+
+
+def _record_path(root: Path) -> Path:
+    return root / "figures" / "runs" / f"{STEM}.json"
+
+
+def _notebook_path(root: Path) -> Path:
+    return root / "notebooks" / f"{STEM}.ipynb"
+
+
+@pytest.mark.parametrize(
+    ("where", "content", "message"),
+    [
+        (_metrics_path, [1, 2, 3], "a metrics record must be a JSON object, got a list"),
+        (_metrics_path, {"rows": None}, '"rows" must be a list of row objects, got null'),
+        (_metrics_path, {"rows": [5]}, '"rows"[0] must be an object'),
+        (_record_path, {"figures": 5}, '"figures" must be a list of file names, got a number'),
+        (_record_path, {"figures": [None]}, 'an entry of "figures" must be a file name, got null'),
+        (_notebook_path, [], "a notebook must be a JSON object (nbformat), got a list"),
+        (_notebook_path, {"cells": [{"outputs": 3}]}, "cell 1 outputs must be a list"),
+        (_notebook_path, {"cells": [{"metadata": {"tags": "x"}}]}, "cell 1 tags must be a list"),
+    ],
+)
+def test_malformed_fresh_run_is_a_one_line_usage_error_not_drift(
+    dirs, capsys, where, content, message
+):
+    committed, fresh, out = dirs
+    where(fresh).write_text(json.dumps(content))
+    assert cli.main(["drift", str(fresh), "--committed", str(committed), "--output", str(out)]) == 2
+    line = _error_line(capsys)
+    assert f"{where(fresh)}: {message}" in line
+    assert not (out / "summary.json").exists()
+    assert not (out / "images").exists()  # checked before anything is copied
+
+
+@pytest.mark.parametrize("name", ["../../outside.png", "/OUTSIDE/outside.png", "sub/../x.png"])
+def test_figure_names_outside_the_figures_folder_are_refused(dirs, tmp_path, capsys, name):
+    committed, fresh, out = dirs
+    outside = tmp_path / "outside.png"
+    _figure(outside)
+    name = name.replace("/OUTSIDE", str(tmp_path))
+    (fresh / "figures" / "x.png").write_bytes(outside.read_bytes())
+    record = json.loads(_record_path(fresh).read_text())
+    _record_path(fresh).write_text(json.dumps({**record, "figures": [name]}))
+    assert cli.main(["drift", str(fresh), "--committed", str(committed), "--output", str(out)]) == 2
+    assert f"figure {name!r} is not a file name in the figures folder" in _error_line(capsys)
+    assert not (out / "images").exists()
+
+
+def test_figure_links_leading_out_of_the_folder_are_refused(dirs, tmp_path, capsys):
+    committed, fresh, out = dirs
+    secret = tmp_path / "secret.png"
+    _figure(secret, shift=0.9)
+    png = fresh / "figures" / "nb02_b.png"
+    png.unlink()
+    png.symlink_to(secret)
+    assert cli.main(["drift", str(fresh), "--committed", str(committed), "--output", str(out)]) == 2
+    line = _error_line(capsys)
+    assert "figure 'nb02_b.png' is a link to" in line and "outside" in line
+    assert not list(out.rglob("*.png"))  # the file outside was not copied into the report
+    # a link that stays inside the folder is an ordinary figure
+    png.unlink()
+    png.symlink_to(fresh / "figures" / "nb02_a.png")
+    status, summary, _ = _run(committed, fresh, out, capsys)
+    assert status == 1
+    assert [f["status"] for f in summary["figures"]] == ["same", "changed"]
+
+
+def test_links_to_json_files_outside_the_run_are_refused(dirs, tmp_path, capsys):
+    committed, fresh, out = dirs
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(_metrics_path(fresh).read_text())
+    _metrics_path(fresh).unlink()
+    _metrics_path(fresh).symlink_to(elsewhere)
+    assert cli.main(["drift", str(fresh), "--committed", str(committed), "--output", str(out)]) == 2
+    assert "02_kac_1d.metrics.json: a link to" in _error_line(capsys)
+
+
+def test_report_html_escapes_what_the_run_wrote(dirs, capsys):
+    committed, fresh, out = dirs
+    _edit_metrics(fresh, lambda r: r["rows"][0].update(verdict="<script>alert(1)</script>"))
+    status, _, _ = _run(committed, fresh, out, capsys)
+    assert status == 1
+    page = (out / "index.html").read_text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -40,6 +40,27 @@ def test_plan_uses_the_notebooks_paper_settings():
     assert s["unet"] == {"base": 64, "levels": 3, "blocks": 2}
     assert (s["steps"], s["batch"], s["n_samples"], s["euler_dt"]) == (10_000, 128, 2000, 0.01)
     assert s["gpu"] == {"amp": "bf16", "channels_last": True, "compile": True}
+    # the authors' MNIST script (commit be1cb4d): Adam 5e-4, EMA 0.97, clipping 5.0
+    assert (s["lr"], s["ema"], s["grad_clip"]) == (5e-4, 0.97, 5.0)
+
+
+def test_plan_costs_the_authors_iterations_and_what_fits_a_lease(capsys):
+    lease = _lease()
+    out = lease.main(["plan"])
+    assert out["authors_steps"]["steps_per_model"] == lease.AUTHORS_STEPS == 500_000
+    # eleven models at the assumed rate: training time is linear in the iterations
+    paper, authors = out["paper_profile"], out["authors_steps"]
+    assert authors["train_s"] == pytest.approx(paper["train_s"] * 50, rel=1e-12)
+    assert authors["train_s_per_model"] == pytest.approx(authors["train_s"] / 11)
+    assert authors["total_s"] > 10 * 3600 > 15 * 60  # far beyond a 15-minute lease
+    fit = out["fits_lease"]
+    assert out["lease_s"] == lease.LEASE_S and fit["total_s"] <= lease.LEASE_S
+    assert 0 < fit["steps_per_model"] < paper["steps_per_model"] < authors["steps_per_model"]
+    more = lease.estimate(out["settings"], fit["steps_per_model"] + 500,
+                          out["flops_train_step"], out["flops_forward_per_image"],
+                          out["assumed_flops_per_s"], 540.0)  # fmt: skip
+    assert more["total_s"] > lease.LEASE_S  # the largest multiple of 500 that fits
+    assert "a 15-minute lease fits" in capsys.readouterr().out
 
 
 def test_flop_count_matches_a_count_by_hand():
@@ -102,12 +123,13 @@ def _record(path, started):
 def test_gather_list_brings_back_the_bundle_only_when_this_run_wrote_it(tmp_path):
     tool = _tool()
     root, work = tmp_path / "repo", tmp_path / "work"
-    bundle = [root / rel for rel in tool.EXTRA_OUTPUTS["04"]]
+    # the notebook leaves its bundle in its figures folder's pretrained/ for publishing
+    bundle = [work / "figures" / "pretrained" / Path(rel).name for rel in tool.EXTRA_OUTPUTS["04"]]
     for f in bundle:
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("weights")
-        os.utime(f, (time.time() - 3600, time.time() - 3600))  # the committed, older one
-    (work / "figures").mkdir(parents=True)
+        os.utime(f, (time.time() - 3600, time.time() - 3600))  # from an earlier command
+    (work / "figures").mkdir(parents=True, exist_ok=True)
     for name in ("fig05_gmm_samples.png", "fig05_gmm_samples.pdf", "nb04_a.png", "nb04_b.gif"):
         (work / "figures" / name).write_text("figure")
     record = work / "figures" / "runs" / "04_cfm_gmm_2d.json"

@@ -496,3 +496,107 @@ def test_huge_requests_fail_before_allocating():
     with pytest.raises(ValueError, match=r"quantile table would need 373 GiB"):
         KacTableSampler(kac, 1.0, n_times=10**6, n_levels=10**5)
     assert time.perf_counter() - start < 1.0  # nothing was allocated or computed
+
+
+# --------------------------------------------------------------------------- range edges
+def test_velocity_and_density_with_a_huge_speed_are_exact_in_float32():
+    # (c t)^2 = 2.5e39 overflows float32: the cone's r must not become inf (NaN velocity)
+    kac = Kac(1.0, 1e20)
+    t, x = torch.tensor([0.5, 0.5, 0.5], dtype=F64), torch.tensor([1e19, -3e19, 0.0], dtype=F64)
+    v32, d32 = kac.velocity(t.float(), x.float()), kac.density(t.float(), x.float())
+    v64, d64 = kac.velocity(t, x), kac.density(t, x)
+    # the law scales: v_{a,c}(t, x) = c v_{1,1}(a t, a x / c), u_{a,c} = (a/c) u_{1,1}
+    unit = Kac(1.0, 1.0)
+    s, y = torch.tensor([0.5, 0.5, 0.5], dtype=F64), torch.tensor([0.1, -0.3, 0.0], dtype=F64)
+    torch.testing.assert_close(v64, 1e20 * unit.velocity(s, y), rtol=1e-12, atol=0)
+    torch.testing.assert_close(d64, 1e-20 * unit.density(s, y), rtol=1e-12, atol=0)
+    torch.testing.assert_close(v32.double(), v64, rtol=1e-5, atol=0)
+    torch.testing.assert_close(d32.double(), d64, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("a", [1e20, 1e27, 1e30])
+def test_velocity_and_density_where_the_bessel_ratio_underflows_float32(a):
+    # z = (a/c) r up to 1e30: exp(-z) I1(z)/z is below float32's normal numbers
+    kac = Kac(a, 1.0)
+    t, x = torch.tensor([1.0, 1.0]), torch.tensor([0.5, 1e-14])
+    # the density carries exp(-(a/c) x^2 / (r + c t)) = exp(-50) at a = 1e30: float32's
+    # rounding of its exponent is amplified 50-fold, hence its wider tolerance
+    for fn, rtol in ((kac.velocity, 1e-6), (kac.density, 1e-5)):
+        torch.testing.assert_close(fn(t, x).double(), fn(t.double(), x.double()), rtol=rtol, atol=0)
+
+
+def test_float32_stays_in_float32_where_it_can_and_half_precision_is_evaluated():
+    from kacnb.kac import kac_density, kac_velocity
+
+    # the paper's range: the class returns the float32 kernel's own bits (no float64 detour)
+    kac = Kac(1600.0, 10.0)
+    t = torch.rand(500) * 5
+    x = (2 * torch.rand(500) - 1) * 10 * t
+    assert not kac.needs_float64(t)
+    assert torch.equal(kac.velocity(t, x), kac_velocity(t, x, 1600.0, 10.0))
+    assert torch.equal(kac.density(t, x), kac_density(t, x, 1600.0, 10.0))
+    assert Kac(1.0, 1e20).needs_float64(torch.tensor([0.5]))
+    assert Kac(1e25, 1.0).needs_float64(torch.tensor([1.0]))
+    # float16 / bfloat16: computed in float64, rounded to the input's dtype
+    for dtype in (torch.float16, torch.bfloat16):
+        th, xh = t[:10].to(dtype), x[:10].to(dtype)
+        v = kac.velocity(th, xh)
+        assert v.dtype == dtype
+        torch.testing.assert_close(v, kac.velocity(th.double(), xh.double()).to(dtype))
+
+
+def test_times_beyond_the_dtype_range_are_refused():
+    kac = Kac(1e30, 1.0)
+    with pytest.raises(ValueError, match=r"t up to 1e\+09 is too large .* at most 8\.51e\+37"):
+        kac.velocity(torch.tensor([1e9]), 0.5)
+    with pytest.raises(ValueError, match="use float64"):
+        kac.sample(torch.tensor([1e9]))
+    assert torch.isfinite(kac.velocity(torch.tensor([1e9], dtype=F64), 0.5)).all()
+    with pytest.raises(ValueError, match=r"at most 1\.64e\+04"):  # float16: 65504 / 4
+        Kac(1.0, 1.0).sample(torch.tensor([2e4], dtype=torch.float16))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_sample_in_half_precision_is_drawn_in_float32_and_rounded(dtype):
+    kac = Kac(25.0, 5.0)
+    t = torch.tensor([0.02, 0.3, 1.0])
+    half = kac.sample(t.to(dtype), dim=5, generator=torch.Generator().manual_seed(3))
+    single = kac.sample(t.to(dtype).float(), dim=5, generator=torch.Generator().manual_seed(3))
+    assert half.dtype == dtype and half.shape == (3, 5)
+    assert torch.equal(half, single.to(dtype))
+    big = kac.sample(torch.full((20_000,), 0.3, dtype=dtype), generator=torch.Generator())
+    assert _ks_continuous_part(kac, 0.3, big[:, 0].double()) > 1e-3
+
+
+def test_sample_of_a_huge_dimension_fails_before_allocating():
+    with pytest.raises(ValueError, match=r"Kac.sample of 2 x 10,000,000,000 numbers would"):
+        Kac(1.0, 1.0).sample(torch.tensor([0.5, 1.0]), dim=10**10)
+    with pytest.raises(ValueError, match=r"KacTableSampler.sample of 1 x 10,000,000,000"):
+        KacTableSampler(Kac(1.0, 1.0), 1.0, n_times=10, n_levels=10).sample(0.5, dim=10**10)
+
+
+def test_mean_reverting_times_beyond_T_are_refused():
+    mr = MeanRevertingKac(Kac(1.0, 1.0), T=1.0)
+    x0 = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, T\] = \[0, 1\], got 2"):
+        mr.sample(torch.tensor([0.5, 2.0]), x0)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, T\]"):
+        mr.conditional_velocity(torch.tensor([0.5, 1.5]), x0, x0)
+    assert mr.sample(torch.ones(2), x0).shape == (2, 3)  # t = T itself is allowed
+
+
+def test_sampling_beyond_the_poisson_range_is_refused():
+    from kacnb.kac import MAX_SAMPLE_AT
+
+    # torch.poisson overflows beyond 2^63: every draw would silently become an atom
+    huge = Kac(1e20, 1.0)
+    with pytest.raises(ValueError, match=r"a t = 1e\+20, at most 1e\+18"):
+        huge.sample(torch.tensor([1.0], dtype=F64))
+    with pytest.raises(ValueError, match=r"a t = 1e\+20"):
+        MeanRevertingKac(huge, T=1.0).sample(torch.ones(1, dtype=F64), torch.zeros(1, 2))
+    # within the range the draws are inside the light cone, not all on its edge
+    k = Kac(MAX_SAMPLE_AT, 1.0).sample(torch.full((200,), 1.0, dtype=F64))
+    assert float(k.abs().max()) < 1e-6
+    # a walk of 1e12 switches per path is refused before its rows are allocated
+    with pytest.raises(ValueError, match=r"Kac.paths to a t = 1e\+12 .* would need"):
+        Kac(1e12, 1.0).paths(torch.tensor([0.5, 1.0], dtype=F64), 2)

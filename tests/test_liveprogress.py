@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kacnb import liveprogress, runner
-from kacnb.liveprogress import ProgressEcho, latest_bar
+from kacnb.liveprogress import ProgressEcho, latest_bar, status_text
 from kacnb.registry import NotebookSpec
 
 TRAIN = "4 models:   3%|▎         | 56488/2000000 [02:39<1:45:09, 308.05it/s, loss=0.41]"
@@ -49,10 +49,7 @@ def test_echo_keeps_the_newest_bar_and_throttles():
     now[0] = 1.2
     echo.write("\rx:  30%|███ | 3/10 [00:03<00:07, 1.00it/s]")
     echo.write("a warning in between\n")  # does not replace the bar
-    assert shown == [
-        "x:  10%|█ | 1/10 [00:01<00:09, 1.00it/s]",
-        "x:  30%|███ | 3/10 [00:03<00:07, 1.00it/s]",
-    ]
+    assert shown == ["x 10% 1/10, 1.00it/s, ETA 00:09", "x 30% 3/10, 1.00it/s, ETA 00:07"]
     assert echo.last == "x:  30%|███ | 3/10 [00:03<00:07, 1.00it/s]"
     echo.flush()
     echo.close()
@@ -96,8 +93,8 @@ def test_runner_echoes_the_kernels_progress_bars(tmp_path, monkeypatch):
         figures_dir=tmp_path / "fig",
         write_record=False,
     )
-    assert seen and all("training model (25, 5)" in line for line in seen)
-    assert "3/3 [" in seen[-1]
+    assert seen and all(line.startswith("training model (25, 5) ") for line in seen)
+    assert seen[-1].startswith("training model (25, 5) 100% 3/3, ")
     # with --log-output (cells echoed anyway) or without progress, no echo is made
     seen.clear()
     runner.run_notebook(
@@ -112,6 +109,57 @@ def test_runner_echoes_the_kernels_progress_bars(tmp_path, monkeypatch):
     assert seen == []
 
 
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        # the training bar: the postfix of the last validation first, then the count
+        (
+            "5 models:   3%|▎   | 56488/2500000 [02:39<1:45:09, 308.05it/s, "
+            "model=Kac (25, 5), step=11297, loss=0.4123, val=6.981e+06]",
+            "Kac (25, 5) step 11297, loss 0.4123, val NLL 6.981e+06 | "
+            "5 models 3% 56488/2500000, 308.05it/s, ETA 1:45:09",
+        ),
+        # before the first validation: no postfix
+        (
+            "5 models:   0%|   | 12/2500000 [00:01<52:00:00, 9.1it/s]",
+            "5 models 0% 12/2500000, 9.1it/s, ETA 52:00:00",
+        ),
+        # a sampling bar without a total, an unknown rate, a bar without a description
+        ("sampling: 5000it [00:10, 480.1it/s]", "sampling 5000it, 480.1it/s"),
+        ("x:  20%|██ | 2/10 [00:02<?, ?it/s]", "x 20% 2/10, ?it/s, ETA ?"),
+        ("20%|██ | 2/10 [00:02<00:08, 1.00it/s, n=3]", "n 3 | 20% 2/10, 1.00it/s, ETA 00:08"),
+        # not tqdm's format: shown as it is
+        ("step 5 [00:01 of something", "step 5 [00:01 of something"),
+    ],
+)
+def test_status_text_puts_model_step_loss_and_validation_first(line, expected):
+    assert status_text(line) == expected
+
+
+def test_the_training_bar_names_model_step_loss_and_validation_nll(capsys, monkeypatch):
+    """What ``kacnb.train`` writes is what the status line reads (real tqdm output)."""
+    import torch
+
+    from kacnb.kac import Kac
+    from kacnb.models import MLP
+    from kacnb.paths import KacPath
+    from kacnb.train import TrainConfig, train
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    torch.manual_seed(0)
+    config = TrainConfig(steps=4, batch_size=8, eval_every=2, desc="Kac (4, 2)", progress=True)
+    train(
+        MLP(dim=2, width=8, depth=1),
+        KacPath(Kac(4.0, 2.0)),
+        lambda n, gen: torch.zeros(n, 2),
+        config,
+        validate=lambda model, gen: 6.5,
+    )
+    shown = status_text(latest_bar(capsys.readouterr().err))
+    assert shown.startswith("Kac (4, 2) step 4, loss ")
+    assert ", val NLL 6.5 | Kac (4, 2) 100% 4/4, " in shown
+
+
 def test_module_names_its_public_api():
-    assert set(liveprogress.__all__) == {"ProgressEcho", "latest_bar"}
+    assert set(liveprogress.__all__) == {"ProgressEcho", "latest_bar", "status_text"}
     assert Path(liveprogress.__file__).name == "liveprogress.py"

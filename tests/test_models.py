@@ -101,3 +101,29 @@ def test_mlp_gradients_reach_every_parameter_and_rows_are_independent():
     for name, p in net.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert float(p.grad.abs().sum()) > 0, name
+
+
+def test_mlp_architecture_is_checked_before_allocating():
+    import time
+
+    from kacnb.models import StackedMLP, mlp_parameters
+
+    for kwargs, name in [
+        ({"width": 0}, "width"),
+        ({"depth": 0}, "depth"),
+        ({"dim": 0}, "dim"),
+        ({"width": 2.5}, "width"),
+        ({"depth": True}, "depth"),
+    ]:
+        with pytest.raises(ValueError, match=rf"^{name} must be an integer >= 1"):
+            MLP(**kwargs)
+        with pytest.raises(ValueError, match=rf"^{name} must be an integer >= 1"):
+            StackedMLP(2, **kwargs)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"width 100,000, depth 3 \(20,000,800,002 weights\)"):
+        MLP(width=100_000)  # 80 GB of float32 weights
+    with pytest.raises(ValueError, match=r"would need .* GiB"):
+        StackedMLP(1000, width=2048, depth=3)
+    assert time.perf_counter() - start < 1.0
+    net = MLP(dim=3, width=7, depth=2)
+    assert sum(p.numel() for p in net.parameters()) == mlp_parameters(3, 7, 2)

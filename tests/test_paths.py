@@ -217,3 +217,29 @@ def test_rectified_flow_target_is_the_pathwise_derivative_from_the_noise():
     _, tgt = path.draw(tf, x0f, generator=gen(25))
     z = torch.randn(x0f.shape, generator=gen(25))
     torch.testing.assert_close(tgt, (1.5 * z - x0f) / 2.0, rtol=0, atol=0)
+
+
+def test_kac_paths_beyond_the_float32_training_range_are_refused():
+    # c = 1e20 made float32 targets NaN ((c t)^2 overflows): refused at construction
+    cases = [(Kac(1.0, 1e20), 1.0), (Kac(1e11, 1.0), 1.0), (Kac(1.0, 1e17), 100.0)]
+    cases += [(Kac(1.0, 1e-10), 1.0), (Kac(1e-31, 1.0), 1.0)]
+    for kac, T in cases:
+        with pytest.raises(ValueError, match=r"beyond the float32 training range: c T must"):
+            KacPath(kac, T)
+        with pytest.raises(ValueError, match="beyond the float32 training range"):
+            MeanRevertingKacPath(kac, T)
+
+
+@pytest.mark.parametrize(("a", "c"), [(1.0, 1e18), (1e10, 1.0), (1.0, 1e-9)])
+def test_kac_path_at_the_range_limit_draws_finite_exact_targets(a, c):
+    from kacnb.kac import kac_velocity
+
+    draw = KacPath(Kac(a, c)).sample(torch.zeros(4000, 2), torch.Generator().manual_seed(0))
+    assert draw.target.dtype == torch.float32
+    assert torch.isfinite(draw.target).all()
+    assert float(draw.target.abs().max()) <= c * (1 + 1e-6)
+    t, k = draw.t[:, None].expand(-1, 2).double(), draw.xt.double()
+    inner = k.abs() < 0.999 * c * t
+    assert int(inner.sum()) > 100
+    err = (draw.target.double() - kac_velocity(t, k, a, c)).abs()[inner] / c
+    assert float(err.max()) < 1e-5

@@ -121,3 +121,42 @@ def test_shipped_bundle_reproduces_the_committed_metrics():
         got = _shares(entry["model"], specs[key].path, gmm, N_CHECK, seed=12345)
         for name, value in got.items():
             assert _within(value, ref[name], N_CHECK), (key, name, value, ref[name])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda text, info: "{not json", r"b\.json: not readable JSON"),
+        (lambda text, info: "[1, 2]", r"b\.json: expected a JSON object, got list"),
+        (lambda text, info: {**info, "models": None}, r"b\.json: no table of models"),
+        (lambda text, info: {k: v for k, v in info.items() if k != "sha256"}, "no SHA-256"),
+        (
+            lambda text, info: _shape(info, width=100_000),
+            r"model kac_25_5: width must be an integer from 1 to 4096, got 100000",
+        ),
+        (lambda text, info: _shape(info, depth=0), r"depth must be an integer from 1 to 16"),
+        (lambda text, info: _shape(info, width="16"), r"width must be an integer .* got '16'"),
+        (lambda text, info: _shape(info, width=32), r"weights of kac_25_5 do not fit the MLP"),
+        (
+            lambda text, info: {**info, "models": {"diffusion": info["models"]["diffusion"]}},
+            r"b\.json: no width and depth for the models kac_25_5",
+        ),
+    ],
+)
+def test_malformed_json_is_refused_naming_the_file(tmp_path, trained, edit, message):
+    import json
+
+    _, models = trained
+    pretrained.save_bundle(models, tmp_path, "b", {"run": "test"})
+    js = tmp_path / "b.json"
+    text = js.read_text()
+    new = edit(text, json.loads(text))
+    js.write_text(new if isinstance(new, str) else json.dumps(new))
+    with pytest.raises(pretrained.BundleError, match=message):
+        pretrained.load_bundle(tmp_path, "b")
+
+
+def _shape(info: dict, **shape) -> dict:
+    models = {k: dict(v) for k, v in info["models"].items()}
+    models["kac_25_5"].update(shape)
+    return {**info, "models": models}

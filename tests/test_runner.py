@@ -447,20 +447,25 @@ def test_cli_reports_a_locked_output(tmp_path, capsys):
     assert not (nb_dir / "99_fixture.ipynb").exists()
 
 
-def test_ctrl_c_while_publishing_takes_effect_once_everything_is_in_place():
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_publishing_takes_effect_once_everything_is_in_place(signame):
     import signal
 
-    from kacnb.runner import _sigint_deferred
+    from kacnb.runner import Interrupted, _signals_deferred, sigterm_interrupts
 
+    signum = getattr(signal, signame)
     steps = []
-    with pytest.raises(KeyboardInterrupt):
-        with _sigint_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
+    with sigterm_interrupts(), pytest.raises(KeyboardInterrupt) as info:
+        with _signals_deferred():
+            os.kill(os.getpid(), signum)
             steps.append("figures")
             steps.append("notebook")
         steps.append("after")
     assert steps == ["figures", "notebook"]
+    assert isinstance(info.value, Interrupted) is (signame == "SIGTERM")
+    assert getattr(info.value, "exit_status", 130) == 128 + signum
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_write_text_atomic_uses_unique_temporary_files(tmp_path, monkeypatch):
@@ -497,7 +502,10 @@ def test_slow_fixture_is_canonical_percent_text():
     assert to_percent(jupytext.read(SLOW_PY)) == SLOW_PY.read_text(encoding="utf-8")
 
 
-def test_ctrl_c_publishes_nothing_and_exits_130(tmp_path):
+def _interrupt_slow_run(tmp_path: Path, signum: int, *, group: bool) -> tuple[int, str, Path]:
+    """Run the slow fixture notebook over a published one, send ``signum`` while it sleeps
+    (to the process group, as Ctrl-C in a terminal, or to the ``kacnb`` process alone, as
+    ``kill``); returns the exit status, stderr and the run's temporary folder."""
     import signal
     import time
 
@@ -508,33 +516,54 @@ def test_ctrl_c_publishes_nothing_and_exits_130(tmp_path):
     figures.mkdir()
     published.write_text("the published notebook\n")
     (figures / "fig97_slow.png").write_bytes(b"the published figure")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     marker = tmp_path / "sleeping"
     argv = ["run", "97", *SMOKE, "--notebooks-dir", str(nb_dir), "-p", f"marker={str(marker)!r}"]
-    # a session of its own: the signal goes to its process group, as Ctrl-C in a terminal
+    # a session of its own: a signal to its process group reaches the kernel too
     proc = subprocess.Popen(
         [sys.executable, "-c", _SLOW_MAIN, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
     )
     try:
         t0 = time.monotonic()
         while not marker.exists() and proc.poll() is None and time.monotonic() - t0 < 120:
             time.sleep(0.2)
         assert marker.exists(), proc.communicate()
-        os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        os.killpg(proc.pid, signum) if group else os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "kacnb: interrupted (nothing published)"
+            os.killpg(proc.pid, signal.SIGKILL)
     assert "Traceback" not in err and "ZMQError" not in err, err
     assert published.read_text() == "the published notebook\n"
     assert sorted(p.name for p in figures.rglob("*")) == ["fig97_slow.png"]
     assert (figures / "fig97_slow.png").read_bytes() == b"the published figure"
     assert sorted(p.name for p in nb_dir.iterdir()) == ["97_slow.ipynb", "97_slow.py"]
+    return proc.returncode, err, tmp
+
+
+def test_ctrl_c_publishes_nothing_and_exits_130(tmp_path):
+    import signal
+
+    status, err, _ = _interrupt_slow_run(tmp_path, signal.SIGINT, group=True)
+    assert status == 130, err
+    assert err.strip().splitlines()[-1] == "kacnb: interrupted in 97_slow: nothing published"
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["kill", "killpg"])
+def test_sigterm_is_handled_like_ctrl_c_and_exits_143(tmp_path, group):
+    import signal
+
+    status, err, tmp = _interrupt_slow_run(tmp_path, signal.SIGTERM, group=group)
+    assert status == 143, err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("kacnb: running")]
+    assert lines == ["kacnb: terminated (SIGTERM) in 97_slow: nothing published"]
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("kacnb-")] == []  # no staging
 
 
 # --------------------------------------------------------------------------------------------

@@ -118,3 +118,91 @@ def test_frechet_distance_matches_gaussian_closed_forms():
     assert frechet_distance(z1, z1) == pytest.approx(0.0, abs=1e-8)
     with pytest.raises(ValueError, match="feature sets"):
         frechet_distance(z1, z2[:, :2])
+
+
+# --------------------------------------------------------------------------- bad inputs
+def test_metrics_of_an_empty_sample_are_refused_not_nan():
+    gmm = grid_mixture()
+    empty = torch.zeros(0, 2, dtype=F64)
+    for metric in (
+        lambda x: nll(x, gmm),
+        lambda x: mode_coverage(x, gmm.means, 0.1),
+        lambda x: nearest_mode_distance(x, gmm.means),
+        lambda x: wasserstein2(x, x),
+    ):
+        with pytest.raises(ValueError, match=r"x must be a tensor \(N, d\) with N >= 1"):
+            metric(empty)
+    with pytest.raises(ValueError, match=r"x must be a tensor \(N, d\)"):
+        nll(torch.zeros(2, dtype=F64), gmm)  # one point without its batch axis
+    with pytest.raises(ValueError, match="radius must be a finite number >= 0"):
+        mode_coverage(gmm.means, gmm.means, -1.0)
+    # one sample is a sample: finite answers
+    one = gmm.means[:1]
+    assert nearest_mode_distance(one, gmm.means) == 0.0
+    assert float(mode_coverage(one, gmm.means, 0.1).sum()) == 1.0
+
+
+def test_frechet_distance_needs_two_rows_per_set():
+    from kacnb.metrics import frechet_distance
+
+    with pytest.raises(ValueError, match="at least 2 rows each .* got 1 and 5"):
+        frechet_distance(torch.zeros(1, 3), torch.randn(5, 3))
+    # two rows suffice: N(mu, S) fitted to {0, 2e_1} against the same set is 0
+    two = torch.tensor([[0.0, 0.0], [2.0, 0.0]], dtype=F64)
+    assert frechet_distance(two, two) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_grid_mixture_needs_a_positive_std():
+    for bad in (-1.0, 0.0, math.nan, math.inf, None):
+        with pytest.raises(ValueError, match="std must be a finite number > 0"):
+            grid_mixture(std=bad)
+    assert grid_mixture(std=0.5).std == 0.5
+
+
+def test_integrate_refuses_an_empty_or_non_finite_start_and_zero_tolerances():
+    def field(t, x):
+        return x
+
+    with pytest.raises(ValueError, match=r"x_start must be a non-empty batch .*\(0, 2\)"):
+        integrate(field, torch.zeros(0, 2), 1.0)
+    with pytest.raises(ValueError, match="x_start must be finite"):
+        integrate(field, torch.tensor([[math.nan, 0.0]]), 1.0)
+    with pytest.raises(ValueError, match="rtol and atol must not both be 0"):
+        integrate(field, torch.ones(3, 2), 1.0, rtol=0.0, atol=0.0)
+    with pytest.raises(ValueError, match="rtol must be a finite number >= 0"):
+        integrate(field, torch.ones(3, 2), 1.0, rtol=-1e-5)
+    with pytest.raises(ValueError, match="t_start must be > t_end, both finite"):
+        integrate(field, torch.ones(3, 2), math.inf)
+    # rtol = 0 alone is a pure absolute tolerance and still solves dx/dt = x exactly enough
+    res = integrate(field, torch.ones(3, 2, dtype=F64), 1.0, rtol=0.0, atol=1e-8)
+    torch.testing.assert_close(res.x, torch.full((3, 2), math.exp(-1.0), dtype=F64))
+
+
+def test_integrate_with_a_non_finite_field_says_so():
+    from kacnb.sampling import SolverFailed
+
+    with pytest.raises(SolverFailed, match="step size underflowed .* non-finite values"):
+        integrate(lambda t, x: x * math.nan, torch.ones(3, 2), 1.0)
+    # also an AssertionError, which callers that caught torchdiffeq's assertion still catch
+    assert issubclass(SolverFailed, AssertionError) and issubclass(SolverFailed, ValueError)
+
+
+def test_integrate_stops_a_stiff_solve_at_max_nfe():
+    from kacnb.sampling import MAX_NFE, SolverFailed
+
+    def stiff(t, x):  # oscillates on a time scale of 1e-6: dopri5 needs ~10^6 steps
+        return 1e6 * torch.sin(1e6 * t[:, None] * x)
+
+    calls = []
+
+    def counted(t, x):
+        calls.append(1)
+        return stiff(t, x)
+
+    x = torch.ones(3, 2, dtype=F64)
+    with pytest.raises(SolverFailed, match=r"more than max_nfe=300 field evaluations"):
+        integrate(counted, x, 1.0, max_nfe=300)
+    assert len(calls) == 300  # the cap is exact, not approximate
+    assert 1000 <= MAX_NFE <= 10**6  # room for the notebooks' solves, a bound on the rest
+    with pytest.raises(ValueError, match="max_nfe must be a positive integer"):
+        integrate(counted, x, 1.0, max_nfe=0)

@@ -208,3 +208,28 @@ def test_max_abs_z_and_agrees():
     assert not agrees(1.0, 0.0, 1.1)
     with pytest.raises(ValueError):
         max_abs_z([1.0], [-1.0], [1.0])
+
+
+def test_kac_variance_without_switches_is_ballistic_and_bad_arguments_are_refused():
+    # a = 0: no switches, K(t) = +-c t, variance c^2 t^2 (the a t -> 0 limit of the formula)
+    assert kac_variance(0.0, 2.0, 3.0) == 36.0
+    np.testing.assert_array_equal(kac_variance(0, 1.5, np.array([0.0, 2.0])), [0.0, 9.0])
+    # tiny a t: the closed form cancels; the value must still be c^2 t^2 (1 - 2 a t / 3)
+    assert kac_variance(1e-200, 1.0, 1.0) == 1.0
+    assert kac_variance(1.0, 1.0, 1e-9) == pytest.approx(1e-18 * (1 - 2e-9 / 3), rel=1e-14)
+    # continuity across the switch to the series (2 a t = 1e-6)
+    lo, hi = kac_variance(1.0, 1.0, 0.5e-6 * (1 - 1e-9)), kac_variance(1.0, 1.0, 0.5e-6)
+    assert hi == pytest.approx(lo, rel=1e-8)
+    for a, c, t, name in [
+        (-1.0, 1.0, 1.0, "a"),
+        (math.nan, 1.0, 1.0, "a"),
+        (math.inf, 1.0, 1.0, "a"),
+        (1.0, 0.0, 1.0, "c"),
+        (1.0, -1.0, 1.0, "c"),
+        (1.0, 1.0, -1.0, "t"),
+        (1.0, 1.0, math.nan, "t"),
+        (1.0, 1.0, [0.5, -1.0], "t"),
+        (1.0, 1.0, "x", "t"),
+    ]:
+        with pytest.raises(ValueError, match=rf"^{name} must be"):
+            kac_variance(a, c, t)

@@ -318,3 +318,22 @@ def test_mass_outside_counts_only_the_outer_grid_points():
     )
     with pytest.raises(ValueError):
         mass_outside(u[:-1], x, -1.0, 1.0)
+
+
+def test_a_solve_beyond_max_steps_is_refused_before_running():
+    import time
+
+    from kacnb.telegraph import MAX_STEPS
+
+    x = grid(3.0, 0.05)
+    f = F0(x)
+    start = time.perf_counter()
+    # t = 1e6 at dx = 0.05 and Courant 0.9: 2.2e7 steps
+    with pytest.raises(ValueError, match=r"2\.22e\+07 time steps .* MAX_STEPS=1,000,000"):
+        solve_telegraph(f, x, 1e6, 1.0, 1.0)
+    with pytest.raises(ValueError, match=r"inf time steps"):  # c t / dx overflows
+        solve_telegraph(f, x, 1e308, 1.0, 1e3)
+    with pytest.raises(ValueError, match=r"1,000,001 time steps"):
+        solve_telegraph(f, x, 1.0, 1.0, 1.0, n_steps=MAX_STEPS + 1)
+    assert time.perf_counter() - start < 1.0
+    assert MAX_STEPS >= 10_000  # the notebooks' solves (about 1e3 steps) fit

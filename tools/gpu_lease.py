@@ -58,12 +58,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # kacnb from this copy (a lent machine has it uninstalled)
+from kacnb.pretrained import RUN_SUBDIR  # noqa: E402
 from kacnb.provenance import git_state  # noqa: E402 (torch only, no notebook tools)
 
 #: The notebooks this tool runs, by number.
 NOTEBOOKS = {"04": "04_cfm_gmm_2d", "05": "05_mnist"}
-#: Files a completed run writes outside its figures folder, brought back after the figures
-#: (repository-relative): notebook 04's paper profile writes the shipped weights bundle.
+#: Files a completed run leaves for publishing beside its figures (in the figures folder's
+#: ``pretrained/``), brought back after the figures under these repository-relative names:
+#: notebook 04's paper profile writes the shipped weights bundle.
 EXTRA_OUTPUTS = {
     "04": ("pretrained/04_cfm_gmm_2d_paper.json", "pretrained/04_cfm_gmm_2d_paper.pt"),
     "05": (),
@@ -150,13 +152,14 @@ def gather_list(number: str, work: Path, root: Path = ROOT) -> list[tuple[Path, 
     ]
     items += [(f, f"figures/{f.name}") for f in sorted(figures.glob("*.png"))]
     started = _record_start(figures / "runs" / f"{stem}.json")
-    # only what this run wrote: the repository's committed bundle is older than the run
+    # only what this run wrote (a folder reused from an earlier command may hold an older one)
+    left = figures / RUN_SUBDIR
     items += [
-        (root / rel, rel)
+        (left / Path(rel).name, rel)
         for rel in EXTRA_OUTPUTS[number]
         if started is not None
-        and (root / rel).is_file()
-        and (root / rel).stat().st_mtime >= started - 1.0
+        and (left / Path(rel).name).is_file()
+        and (left / Path(rel).name).stat().st_mtime >= started - 1.0
     ]
     for ext in ("gif", "pdf"):
         items += [(f, f"figures/{f.name}") for f in sorted(figures.glob(f"*.{ext}"))]

@@ -25,8 +25,14 @@ paper's U-Net counted on the CPU (``torch.utils.flop_counter`` on the meta devic
 arithmetic is done), times the iterations, models, samples and Euler steps of the paper
 profile, divided by an assumed sustained bf16 throughput (``--utilisation`` of the H100/H200
 dense bf16 peak), plus fixed costs per command; and the number of training iterations per
-model that fits a given ``--budget``. ``-p train_steps=N`` is how ``run --train-steps N``
-passes a smaller count to the notebook.
+model that fits a given ``--budget``. It also costs the authors' own iteration count
+(``--authors-steps``, 500k per model in their MNIST script: 81 minutes of training per
+model, 15 GPU-hours for the eleven models at the assumed rate, so far beyond any lease) and
+says what fits the commands of a 15-minute lease (``--lease``, about 11 minutes: 1000
+iterations per model, 0.2 % of theirs).
+``-p train_steps=N`` is how ``run --train-steps N`` passes a smaller count to the notebook.
+The learning rate, EMA decay and clipping of the paper profile (the authors' values) do not
+change the cost.
 """
 
 from __future__ import annotations
@@ -43,6 +49,13 @@ import gpu_lease  # noqa: E402 (the shared command runner, beside this file)
 ROOT = gpu_lease.ROOT
 NOTEBOOK = ROOT / "notebooks" / "05_mnist.py"
 
+#: Iterations per model of the authors' first public MNIST script (repository
+#: JChemseddine/telegraphers, commit be1cb4d, radial/train_mnist_ou_z.py: --epochs 500000,
+#: one batch of 128 per iteration).
+AUTHORS_STEPS = 500_000
+#: Seconds of commands a 15-minute lease leaves once the machine has started (its start, the
+#: transfers and the idle waits between commands count against the lease too).
+LEASE_S = 660.0
 #: Dense bf16 tensor-core peak of an H100 SXM and of an H200 (same chip; NVIDIA's data sheets
 #: give 1,979 TFLOPS "with sparsity", twice the dense rate), FLOP/s.
 PEAK_BF16 = 989e12
@@ -140,6 +153,17 @@ def estimate(
     }
 
 
+def largest_fit(settings, budget, flops_step, flops_forward, rate, limit) -> dict | None:
+    """The estimate for the largest multiple of 500 iterations per model whose whole plan
+    fits ``budget`` seconds (``None`` if not even 500 do)."""
+    fit, steps = None, 0
+    while True:
+        trial = estimate(settings, steps + 500, flops_step, flops_forward, rate, limit)
+        if trial["total_s"] > budget:
+            return fit
+        steps, fit = steps + 500, trial
+
+
 def plan(args) -> dict:
     settings = paper_settings()
     unet = settings["unet"]
@@ -149,13 +173,10 @@ def plan(args) -> dict:
     rate = args.peak_tflops * 1e12 * args.utilisation
     limit = args.command_limit
     paper = estimate(settings, settings["steps"], flops_step, flops_forward, rate, limit)
-    fit = None
-    steps = 0
-    while True:  # the largest multiple of 500 iterations per model that fits the budget
-        trial = estimate(settings, steps + 500, flops_step, flops_forward, rate, limit)
-        if trial["total_s"] > args.budget:
-            break
-        steps, fit = steps + 500, trial
+    authors = estimate(settings, args.authors_steps, flops_step, flops_forward, rate, limit)
+    authors["train_s_per_model"] = authors["train_s"] / 11
+    fit = largest_fit(settings, args.budget, flops_step, flops_forward, rate, limit)
+    lease = largest_fit(settings, args.lease, flops_step, flops_forward, rate, limit)
     out = {
         "settings": settings,
         "flops_train_step": flops_step,
@@ -163,8 +184,11 @@ def plan(args) -> dict:
         "assumed_flops_per_s": rate,
         "fixed_costs_s": FIXED_S,
         "paper_profile": paper,
+        "authors_steps": authors,
         "budget_s": args.budget,
         "fits_budget": fit,
+        "lease_s": args.lease,
+        "fits_lease": lease,
     }
     print(
         f"U-Net base {unet['base']}, {unet['levels']} levels, {unet['blocks']} blocks: "
@@ -175,7 +199,13 @@ def plan(args) -> dict:
         f"assumed {rate / 1e12:.0f} TFLOP/s ({args.utilisation:.0%} of {args.peak_tflops:g} "
         f"TFLOP/s dense bf16)"
     )
-    for name, e in (("paper profile", paper), (f"budget {args.budget:g} s", fit)):
+    rows = (
+        ("paper profile", paper),
+        ("authors' iterations", authors),
+        (f"budget {args.budget:g} s", fit),
+        (f"15-minute lease ({args.lease:g} s of commands)", lease),
+    )
+    for name, e in rows:
         if e is None:
             print(f"{name}: nothing fits (the fixed costs and sampling alone exceed it)")
             continue
@@ -186,6 +216,17 @@ def plan(args) -> dict:
             f"total {e['total_s'] / 60:.1f} min in {e['commands']} command(s) of at most "
             f"{args.command_limit:g} s"
         )
+    print(
+        f"the authors' {args.authors_steps} iterations per model: "
+        f"{authors['train_s_per_model'] / 60:.0f} min of training per model, "
+        f"{authors['total_s'] / 3600:.1f} h for the plan; a 15-minute lease fits "
+        + (
+            f"{lease['steps_per_model']} iterations per model "
+            f"({lease['steps_per_model'] / args.authors_steps:.2%} of theirs)"
+            if lease
+            else "no training at all"
+        )
+    )
     print(json.dumps(out))
     return out
 
@@ -195,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     pp = sub.add_parser("plan", help="print the cost estimate and what fits a budget")
     pp.add_argument("--budget", type=float, default=1500.0, help="seconds of GPU time in all")
+    pp.add_argument(
+        "--authors-steps",
+        type=int,
+        default=AUTHORS_STEPS,
+        help="iterations per model of the authors' MNIST script, costed for comparison",
+    )
+    pp.add_argument(
+        "--lease", type=float, default=LEASE_S, help="seconds of commands in a 15-minute lease"
+    )
     pp.add_argument("--command-limit", type=float, default=540.0, help="seconds per command")
     pp.add_argument("--utilisation", type=float, default=UTILISATION)
     pp.add_argument("--peak-tflops", type=float, default=PEAK_BF16 / 1e12)

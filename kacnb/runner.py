@@ -312,6 +312,25 @@ def _cell_id(cell, seen: dict[str, int]) -> str:
     return digest if n == 0 else f"{digest}-{n}"
 
 
+def without_images(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` without its image outputs (``display_data`` holding only an image and
+    its text stand-in). The golden notebooks need none: nbval compares text outputs only,
+    and the figures would make each reference about a megabyte."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = [
+            o
+            for o in cell.outputs
+            if not (
+                o.get("output_type") == "display_data"
+                and any(k.startswith("image/") for k in o.get("data", {}))
+            )
+        ]
+    return nb
+
+
 def clean_notebook(
     nb: nbformat.NotebookNode,
     *,
@@ -1206,7 +1225,7 @@ def make_golden(
             log_output=False,
             timeout=timeout,
         )
-    golden = clean_notebook(executed, keep_injected=True, kernelspec=KERNELSPEC)
+    golden = without_images(clean_notebook(executed, keep_injected=True, kernelspec=KERNELSPEC))
     _write(golden, target)
     shutil.rmtree(work, ignore_errors=True)
     return target

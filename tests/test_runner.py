@@ -824,3 +824,21 @@ def test_time_limit_must_be_a_positive_number(tmp_path, capsys, value):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"argument --time-limit: expected a positive number of seconds, got '{value}'" in err
+
+
+def test_goldens_drop_image_outputs_and_keep_text():
+    import nbformat
+
+    from kacnb.runner import without_images
+
+    cell = nbformat.v4.new_code_cell("plot()")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="value 1.5\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBOR", "text/plain": "<F>"}),
+        nbformat.v4.new_output("display_data", data={"text/plain": "a table"}),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("text")])
+    out = without_images(nb)
+    kinds = [(o["output_type"], sorted(o.get("data", {}))) for o in out.cells[0].outputs]
+    assert kinds == [("stream", []), ("display_data", ["text/plain"])]
+    assert len(nb.cells[0].outputs) == 3  # the input is left as it was

@@ -50,7 +50,9 @@ def test_a_changed_metric_makes_the_committed_report_stale(tmp_path, capsys):
     assert repro_report.main(["--root", str(root)]) == 0
     text = (root / "docs" / "report.md").read_text()
     assert "max\\|z\\| 9.99" in text
-    assert "`02_kac_1d`: 17 of 18 reproduced" in text
+    n = len(metrics["rows"])
+    done = sum(r["verdict"] == "reproduced" for r in metrics["rows"])
+    assert f"`02_kac_1d`: {done} of {n} reproduced" in text and done < n
     assert repro_report.main(["--root", str(root), "--check"]) == 0
 
 

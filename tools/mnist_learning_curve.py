@@ -313,4 +313,8 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        # the record is rewritten atomically after every point, checkpoints every 500 steps
+        sys.exit("interrupted: the record keeps every scored point; the same command resumes")

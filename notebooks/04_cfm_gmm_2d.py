@@ -890,7 +890,8 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# NBVAL_TOLERANCE rtol=0.3 atol=0.1
+# 5s shares of 40 smoke samples differ by up to 6 samples between CPU kernels: atol 0.2
+# NBVAL_TOLERANCE rtol=0.3 atol=0.2
 oracle = {}
 print(f"exact field, {cfg['n_oracle']} samples:   5s     50s    .05    NFE   (trained: 50s, NFE)")
 for spec in MODELS:

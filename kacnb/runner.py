@@ -58,6 +58,7 @@ import datetime as _dt
 import errno
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
@@ -878,6 +879,15 @@ def _raise_interrupted(signum: int, frame) -> None:  # noqa: ANN001 - a signal h
     raise Interrupted(signum)
 
 
+class _QuietAfterStop(logging.Filter):
+    """Drops the execution client's "Kernel died while waiting for execute reply." once the
+    run was stopped by a signal: the kernel dies because we stop it, and the run's own one
+    line says so."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_TERMINATED and "Kernel died" in record.getMessage())
+
+
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """In the block SIGTERM raises :class:`Interrupted`, as Ctrl-C raises KeyboardInterrupt:
@@ -889,10 +899,14 @@ def sigterm_interrupts() -> Iterator[None]:
         return
     _TERMINATED.clear()
     old = signal.signal(signal.SIGTERM, _raise_interrupted)
+    quiet = _QuietAfterStop()
+    logger = logging.getLogger("papermill")  # the execution client logs through it
+    logger.addFilter(quiet)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+        logger.removeFilter(quiet)
 
 
 @contextlib.contextmanager

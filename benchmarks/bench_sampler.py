@@ -35,8 +35,8 @@ import numpy as np
 import scipy.stats as st
 import torch
 
-from kacnb.kac import Kac, KacTableSampler
-from kacnb.provenance import device_name
+from kacnb.collection.provenance import device_name
+from kacnb.theory.kac import Kac, KacTableSampler
 
 
 def _sync(device: torch.device) -> None:

@@ -2,7 +2,7 @@
 
 Notebook 04 trains four MLPs (3 hidden layers of 256, batch 256, Adam, clipping 1.0) on the
 Kac paths (25, 5), (64, 8), (1600, 10) and the diffusion path. The step measured is the one
-``kacnb.train.train`` runs (``make_train_step``): draw starts from the 9-mode mixture and
+``kacnb.cfm.train.train`` runs (``make_train_step``): draw starts from the 9-mode mixture and
 the path noise on the device, forward/backward of the CFM loss [97], clip, Adam. The MLP is
 tiny, so per-operation overhead dominates; the ensemble step (``StackedMLP``, one batched
 matmul per layer for the four models, clipping per model) pays it once instead of four times.
@@ -33,10 +33,11 @@ import time
 
 import torch
 
-from kacnb.gmm2d import mixture_data, paper_models
-from kacnb.metrics import grid_mixture
-from kacnb.models import MLP, StackedMLP
-from kacnb.train import TrainConfig, make_train_step
+from kacnb.cfm.config import TrainConfig
+from kacnb.cfm.metrics import grid_mixture
+from kacnb.cfm.models import MLP, StackedMLP
+from kacnb.cfm.train import make_train_step
+from kacnb.experiments.gmm2d import mixture_data, paper_models
 
 K = 4  # the four models of notebook 04
 

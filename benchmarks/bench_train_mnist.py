@@ -2,8 +2,8 @@
 channels_last, the compiled fp32 step and the optimised step (bf16 + channels_last +
 torch.compile, and on CUDA also with CUDA graphs), measured in one run.
 
-The timing and the gradient check are those of :mod:`kacnb.step_variants`, which training
-uses to pick its variant: ``kacnb.train.make_train_step`` (the one ``train`` runs) plus the
+The timing and the gradient check are those of :mod:`kacnb.cfm.step_variants`, which training
+uses to pick its variant: ``kacnb.cfm.train.make_train_step`` (the one ``train`` runs) plus the
 EMA update of the training loop, on the mean-reverting Kac path (paper Remark 17,
 [98-99]), with the light U-Net of the paper's MNIST experiment (Section 7, arXiv:2506.20641v1;
 ``--base 64 --levels 3 --blocks 2``, the defaults). Random images held on the device stand in
@@ -15,7 +15,7 @@ column), the speed-up over fp32 eager, and the relative error of one step's loss
 gradients against fp32 eager from the same weights and draws (a miscompiled step shows up
 there; bf16 accuracy is about 1e-2). The last printed line is a JSON summary; its
 ``cpu_speedup`` (on a CPU) is the speed-up of the fastest variant whose gradient passes
-``kacnb.step_variants.GRADIENT_TOLERANCE`` (``fastest_correct_variant``), 1.0 when that is
+``kacnb.cfm.step_variants.GRADIENT_TOLERANCE`` (``fastest_correct_variant``), 1.0 when that is
 fp32 eager.
 
     python benchmarks/bench_train_mnist.py [--device cuda] [--batch 128] [--steps 50]
@@ -29,7 +29,7 @@ import json
 
 import torch
 
-from kacnb.step_variants import (
+from kacnb.cfm.step_variants import (
     GRADIENT_TOLERANCE,
     REFERENCE,
     VARIANTS,

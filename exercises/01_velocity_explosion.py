@@ -26,7 +26,7 @@
 # %%
 import torch
 
-from kacnb.exercises import check
+from kacnb.collection.exercises import check
 
 # %% [markdown]
 # ## Exercise 01.1: the heat flow from a point mass has infinite kinetic energy

@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from kacnb.exercises import check
+from kacnb.collection.exercises import check
 
 # %% [markdown]
 # ## Exercise 02.1: simulate $K(t)$ by Poisson switching

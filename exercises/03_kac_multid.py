@@ -28,8 +28,8 @@ import math
 import scipy.integrate as si
 import torch
 
-from kacnb import Kac
-from kacnb.exercises import check
+from kacnb.collection.exercises import check
+from kacnb.theory.kac import Kac
 
 # %% [markdown]
 # ## Exercise 03.1: mean square increments and the $W_2$ bound

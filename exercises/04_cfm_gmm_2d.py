@@ -26,9 +26,9 @@
 # %%
 import torch
 
-from kacnb import Kac
-from kacnb.exercises import check
-from kacnb.metrics import grid_mixture
+from kacnb.cfm.metrics import grid_mixture
+from kacnb.collection.exercises import check
+from kacnb.theory.kac import Kac
 
 # %% [markdown]
 # ## Exercise 04.1: the training target, from the sampled noise

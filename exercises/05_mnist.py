@@ -29,9 +29,9 @@
 # %%
 import torch
 
-from kacnb import Kac
-from kacnb.exercises import check
-from kacnb.sampling import integrate
+from kacnb.cfm.sampling import integrate
+from kacnb.collection.exercises import check
+from kacnb.theory.kac import Kac
 
 # %% [markdown]
 # ## Exercise 05.1: a training draw of the mean-reverting path on images
@@ -119,7 +119,7 @@ check("05.2", euler_sample)
 # $K(T)$, which knows nothing about $x_0$, back to $x_0$ exactly. Explicit Euler does so up
 # to its step size: the error at $t = 0$ shrinks about like $h$ (the field is bounded,
 # $|v_t - f'(t)x_0| \le c$ per pixel, Prop 11). The cell uses `kacnb`'s own Euler integrator
-# (`kacnb.sampling.integrate`, the one notebook 05 uses) on a few random 28x28 "images".
+# (`kacnb.cfm.sampling.integrate`, the one notebook 05 uses) on a few random 28x28 "images".
 
 # %%
 gen = torch.Generator().manual_seed(0)

@@ -56,8 +56,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from kacnb import Kac, params, report, runtime
-from kacnb.flows import (
+from kacnb import report
+from kacnb.collection import params, runtime
+from kacnb.collection.plotting import COLORS, GROUND_TRUTH, save_figure
+from kacnb.theory.flows import (
     BoltzmannFlow1D,
     CouplingFlow,
     DiffusionFlow,
@@ -74,8 +76,8 @@ from kacnb.flows import (
     path_lipschitz_lower_bound,
     poisson_field,
 )
-from kacnb.plotting import COLORS, GROUND_TRUTH, save_figure
-from kacnb.stats import agrees, max_abs_z
+from kacnb.theory.kac import Kac
+from kacnb.theory.stats import agrees, max_abs_z
 
 rt = runtime.setup(profile, device, seed)
 SETTINGS = {

@@ -64,8 +64,11 @@ import scipy.integrate as si
 import scipy.stats as st
 import torch
 
-from kacnb import Kac, KacTableSampler, explore, params, prefix_law, report, runtime, stats
-from kacnb.directions import (
+from kacnb import report
+from kacnb.collection import explore, params, runtime
+from kacnb.collection.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
+from kacnb.theory import prefix_law, stats
+from kacnb.theory.directions import (
     binned_chi2,
     current_direction_densities,
     directed_walk,
@@ -75,8 +78,8 @@ from kacnb.directions import (
     telegraph_residual,
     weak_first_order_residual,
 )
-from kacnb.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
-from kacnb.telegraph import (
+from kacnb.theory.kac import Kac, KacTableSampler
+from kacnb.theory.telegraph import (
     GaussianMixture1D,
     continuity_residual,
     convolved_density,
@@ -1051,7 +1054,7 @@ plt.show()
 # switches are $w$ times too rare. Given $n$ switches $E[(K/ct)^2] = 1/(n+2)$ for odd $n$
 # and $1/(n+1)$ for even $n$, so the sampled law is **narrower** at every $t > 0$. In the
 # variables $at$ and $x/(ct)$ the exact law is the same for every pair; the pre-fix law
-# depends on the pair only through $w$. `kacnb.prefix_law` implements this law (density,
+# depends on the pair only through $w$. `kacnb.theory.prefix_law` implements this law (density,
 # CDF, moments by quadrature, exact draws; tested in `tests/test_prefix_law.py` against
 # scipy quadrature, the Poisson-Beta series, closed forms of the second moment and a
 # re-implementation of the table construction).
@@ -1252,7 +1255,7 @@ plt.show()
 # above the expected discretisation error and far below an $O(1)$ failure. The two rows
 # marked "ours" test our own heuristic rates of section 6, not a statement of the paper;
 # the four rows marked "pitfall" test our analysis of the authors' pre-fix sampler
-# (section 8) with the thresholds of `kacnb.prefix_law.THRESHOLDS`: a variance deficit
+# (section 8) with the thresholds of `kacnb.theory.prefix_law.THRESHOLDS`: a variance deficit
 # above $10^{-3}$ for every pair with a quadrature that reproduces the exact variance to
 # $10^{-9}$; $512 < n^* < 500\text{k} \times 512$ draws for the moment test at the 1%
 # level; simulated $z$ values within the Bonferroni-corrected critical value of 0 (exact
@@ -1411,7 +1414,7 @@ _ = report.write_metrics("02_kac_1d", profile, claims + own + pitfall, figures_d
 # The law (continuous part $\tilde u$ and the two atoms of mass $e^{-at}/2$ at $\pm ct$) and
 # the velocity [41] for any $(a, c, t)$. With `interactive = True` in the parameters cell and
 # ipywidgets installed (the `lab` extra), sliders for $a$, $c$ and $t$ redraw the view; the
-# numbers behind it come from `kacnb.explore.kac_law_frame` (tested in
+# numbers behind it come from `kacnb.collection.explore.kac_law_frame` (tested in
 # `tests/test_explore.py`). Otherwise, and in every batch run, a static figure shows
 # `explore_pair` at `explore_times`. What to look for: for $at \ll 1$ almost all the mass
 # sits on the atoms, which move with speed $c$; as $at$ grows the density fills the cone and

@@ -26,12 +26,12 @@
 #    the undamped wave solution solves the damped wave equation, but for $d = 2, 3$ it takes
 #    negative values for a nonnegative $f_0$; a Wiener time gives the heat solution.
 #
-# The reusable numerics (product densities, 1D fluxes, $W_2$ helpers) live in
-# `kacnb.multid` and `kacnb.insertion` and are unit-tested in `tests/test_multid.py` and
-# `tests/test_insertion.py`. Every computation here is small, so it runs on the CPU with a
-# generator seeded from `seed`: the printed numbers do
-# not depend on the device. At the end, an explorer moves the point cloud of section 2 to any
-# time $t$ for any $(a, c)$ (sliders in JupyterLab, a static figure otherwise).
+# The reusable numerics (product densities, 1D fluxes, $W_2$ helpers) live in `kacnb.theory.multid`
+# and `kacnb.theory.insertion` and are unit-tested in `tests/test_multid.py` and
+# `tests/test_insertion.py`. Every computation here is small, so it runs on the CPU with a generator
+# seeded from `seed`: the printed numbers do not depend on the device. At the end, an explorer moves
+# the point cloud of section 2 to any time $t$ for any $(a, c)$ (sliders in JupyterLab, a static
+# figure otherwise).
 #
 # > **Reading the references.** A number in square brackets, such as [66], is an **equation
 # > number of the paper**; Thm, Prop, Lemma, Remark, Cor and App. refer to its statements and
@@ -66,9 +66,11 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 
-from kacnb import Kac, explore, params, report, runtime
-from kacnb.flows import KacFlow, mc_velocity_norm_sq
-from kacnb.insertion import (
+from kacnb import report
+from kacnb.collection import explore, params, runtime
+from kacnb.collection.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
+from kacnb.theory.flows import KacFlow, mc_velocity_norm_sq
+from kacnb.theory.insertion import (
     RadialGaussian,
     brownian_insertion,
     heat_radial,
@@ -79,7 +81,8 @@ from kacnb.insertion import (
     wave,
     wave_2d,
 )
-from kacnb.multid import (
+from kacnb.theory.kac import Kac
+from kacnb.theory.multid import (
     brownian_paths,
     continuity_residual_2d,
     convolved_velocity_norm_sq,
@@ -98,9 +101,8 @@ from kacnb.multid import (
     w2_assignment,
     w2_lipschitz_verdict,
 )
-from kacnb.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
-from kacnb.stats import max_abs_z
-from kacnb.telegraph import convolved_density, heat_density, mass_outside, solve_telegraph
+from kacnb.theory.stats import max_abs_z
+from kacnb.theory.telegraph import convolved_density, heat_density, mass_outside, solve_telegraph
 
 rt = runtime.setup(profile, device, seed)
 
@@ -804,7 +806,7 @@ plt.show()
 # solves $u_{tt} + 2a u_t = c^2 \Delta u$, $u(0) = f_0$, $u_t(0) = 0$. In $d = 1$ this is
 # the density of $X_0 + K(t)$ (notebook 02). We take the radial Gaussian density
 # $f_0(x) = (2\pi s_0^2)^{-d/2} e^{-|x|^2/(2 s_0^2)}$, $s_0 = 0.25$, and compute $w$ by the
-# classical formulas (`kacnb.insertion`):
+# classical formulas (`kacnb.theory.insertion`):
 #
 # * $d = 3$, Kirchhoff: $w = \partial_s[s\,M_{cs} f_0]$ with the spherical mean $M$; for a
 #   radial profile $g$ this is $w(s, r) = \big((r + cs)g(r + cs) + (r - cs)g(|r - cs|)\big)/(2r)$;
@@ -1183,7 +1185,7 @@ _ = report.write_metrics("03_kac_multid", profile, verdicts, figures_dir)
 # With `interactive = True` in the parameters cell and ipywidgets installed (the `lab`
 # extra), sliders for $a$, $c$ and $t$ redraw it; moving $t$ moves the same particles (the
 # random walks depend only on the seed), and the dashed box $X_0 + [-ct, ct]^2$ bounds them
-# (Prop 11). The numbers come from `kacnb.explore.cloud_frame` (tested in
+# (Prop 11). The numbers come from `kacnb.collection.explore.cloud_frame` (tested in
 # `tests/test_explore.py`). Otherwise, and in every batch run, a static figure shows each
 # pair of `pairs` at `explore_t`.
 

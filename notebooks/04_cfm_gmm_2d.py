@@ -61,8 +61,8 @@
 # $|v_\theta(t, x_t)|$ along trajectories, the diffusion truncation with the exact field,
 # and a computed "reproduced / differs" table that is also written to
 # `figures/runs/04_cfm_gmm_2d.metrics.json`. The experiment logic lives in
-# `kacnb.gmm2d` (tested in `tests/test_gmm2d.py`); training, paths and sampling are
-# `kacnb.train`, `kacnb.paths`, `kacnb.sampling`.
+# `kacnb.experiments.gmm2d` (tested in `tests/test_gmm2d.py`); training, paths and sampling are
+# `kacnb.cfm.train`, `kacnb.cfm.paths`, `kacnb.cfm.sampling`.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -86,12 +86,11 @@ import numpy as np
 import torch
 from matplotlib.animation import FuncAnimation
 
-from kacnb import exact2d, gmm2d, params, report, runtime
-from kacnb import pretrained as shipped
-from kacnb.latent import excess as latent_excess
-from kacnb.latent import latent_claims, latent_gap
-from kacnb.metrics import grid_mixture
-from kacnb.plotting import (
+from kacnb import report
+from kacnb.cfm import pretrained as shipped
+from kacnb.cfm.metrics import grid_mixture
+from kacnb.collection import params, runtime
+from kacnb.collection.plotting import (
     COLORS,
     GENERATED,
     GROUND_TRUTH,
@@ -99,7 +98,10 @@ from kacnb.plotting import (
     save_figure,
     scatter_with_zoom,
 )
-from kacnb.truncation import truncation_study
+from kacnb.experiments import exact2d, gmm2d
+from kacnb.experiments.latent import excess as latent_excess
+from kacnb.experiments.latent import latent_claims, latent_gap
+from kacnb.experiments.truncation import truncation_study
 
 rt = runtime.setup(profile, device, seed)
 STEM = "04_cfm_gmm_2d"
@@ -215,7 +217,7 @@ MODEL_COLORS = {**dict(zip(KAC_KEYS, KAC_COLORS, strict=False)), DIFF_KEY: COLOR
 # Paper (first version) → here:
 #
 # - **network**: MLP on $(x, t)$, 3 hidden layers of 256, ReLU → the same
-#   (`kacnb.models.MLP`);
+#   (`kacnb.cfm.models.MLP`);
 # - **optimiser**: Adam, batch size and learning rate not stated → the authors' public code's
 #   values: Adam, learning rate $5\cdot10^{-4}$, batch 256, gradient-norm clipping 1.0 (kept
 #   for the paper profile too: with a constant learning rate, a longer budget only adds
@@ -318,7 +320,7 @@ for spec in KAC_MODELS:
 #
 # The four models, and the rectified-flow baseline of section 11, are trained together by
 # `gmm2d.train_models` (CFM loss [97],
-# `kacnb.train.train` with an ensemble); every `eval_every` iterations each model generates
+# `kacnb.cfm.train.train` with an ensemble); every `eval_every` iterations each model generates
 # `n_val` samples with its EMA weights, their NLL under the true mixture is computed, and the
 # best weights of each model are kept. Timings are printed here (not checked).
 
@@ -422,7 +424,7 @@ def generate_and_score(spec, model):
     speeds[spec.key] = (times.double(), speed.cpu().double())
 
 
-for spec in MODELS:
+for spec in rt.progress(MODELS, "generate and score"):
     generate_and_score(spec, trained[spec.key].model)
 
 # %% [markdown]
@@ -699,7 +701,7 @@ for spec in MODELS:
 # ## 7. The diffusion truncation, with the exact field
 #
 # Why not train diffusion closer to $t = 0$? For the mixture, the exact marginal velocity of
-# $X_0 + \sigma W(t)$ is known in closed form (`kacnb.truncation.diffusion_velocity`):
+# $X_0 + \sigma W(t)$ is known in closed form (`kacnb.experiments.truncation.diffusion_velocity`):
 # $v_t(x) = \tfrac{\sigma^2}{2} \sum_k w_k(t, x)\,(x - m_k)/(s^2 + \sigma^2 t)$ with posterior
 # weights $w_k$. It is what a perfect network would learn, so integrating it with dopri5
 # from $T = 1$ down to $\varepsilon \in \{10^{-2}, 10^{-3}, 10^{-4}, 10^{-5}\}$ separates the
@@ -768,16 +770,15 @@ else:
 # %% [markdown]
 # ## 9. The data-free latent (paper Section 7)
 #
-# This experiment starts generation at $x_T = x_0 + K(T)$ with $x_0$ drawn from the data:
-# the standard Kac path does not forget its start, so $\mathrm{law}(X_T)$ depends on the
-# data. A latent that needs no data, $K(T)$ alone, is off by
-# $W_2\big(\mathrm{law}(X_0 + K(T)), \mathrm{law}(K(T))\big)$; the mean-reverting path
-# $X_t = f(t) X_0 + K(t)$ [98-99] removes this error, since $X_T = K(T)$ exactly.
-# `kacnb.latent.latent_gap` measures it with the exact $W_2$ between `n_latent` samples, for
-# the three Kac pairs and $T \in \{0.25, 1, 4\}$, next to the finite-sample floor (two
-# independent samples of $K(T)$; it grows with the spread of $K(T)$), and the same distance
-# for the mean-reverting latent. Then the trained $(25, 5)$ model generates from both
-# latents.
+# This experiment starts generation at $x_T = x_0 + K(T)$ with $x_0$ drawn from the data: the
+# standard Kac path does not forget its start, so $\mathrm{law}(X_T)$ depends on the data. A latent
+# that needs no data, $K(T)$ alone, is off by $W_2\big(\mathrm{law}(X_0 + K(T)),
+# \mathrm{law}(K(T))\big)$; the mean-reverting path $X_t = f(t) X_0 + K(t)$ [98-99] removes this
+# error, since $X_T = K(T)$ exactly. `kacnb.experiments.latent.latent_gap` measures it with the
+# exact $W_2$ between `n_latent` samples, for the three Kac pairs and $T \in \{0.25, 1, 4\}$, next
+# to the finite-sample floor (two independent samples of $K(T)$; it grows with the spread of
+# $K(T)$), and the same distance for the mean-reverting latent. Then the trained $(25, 5)$ model
+# generates from both latents.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -829,8 +830,8 @@ for name, res in (("x0 + K(T)", with_data), ("K(T) alone", data_free)):
 #   w_k(t, x) \propto w_k \prod_i p_s(t, x^i - m_k^i),$$
 #
 # with $p_s$ the smoothed 1D law [30-31]; for diffusion the same formula holds with Gaussian
-# densities (section 7). `kacnb.exact2d` evaluates both in float64, stably in log space, with
-# $|v_i| \le c$ exactly (tested against independent quadrature, the continuity equation and a
+# densities (section 7). `kacnb.experiments.exact2d` evaluates both in float64, stably in log space,
+# with $|v_i| \le c$ exactly (tested against independent quadrature, the continuity equation and a
 # Monte-Carlo check of Cor 15 in `tests/test_exact2d.py`). Three uses:
 #
 # 1. **field error** of each trained network along time,
@@ -855,7 +856,7 @@ field_err = {
     spec.key: exact2d.field_error(
         trained[spec.key].model, exact[spec.key], field_times[spec.key], cfg["n_field"], field_gen
     )
-    for spec in MODELS
+    for spec in rt.progress(MODELS, "field error")
 }
 print(f"relative field error sqrt(E|v_theta - v|^2 / E|v|^2), {cfg['n_field']} draws per time")
 for spec in MODELS:
@@ -894,7 +895,7 @@ plt.show()
 # NBVAL_TOLERANCE rtol=0.3 atol=0.2
 oracle = {}
 print(f"exact field, {cfg['n_oracle']} samples:   5s     50s    .05    NFE   (trained: 50s, NFE)")
-for spec in MODELS:
+for spec in rt.progress(MODELS, "exact-field samples"):
     x0_or = gmm.sample(cfg["n_oracle"], generator=field_gen, dtype=torch.float64)
     res_or = exact2d.oracle_samples(exact[spec.key], x0_or, field_gen)
     q_or = gmm2d.sample_quality(res_or.x, gmm, None, RADII)
@@ -942,7 +943,7 @@ for pair in KAC_PAIRS:
 #
 # Today's flow-matching libraries default to the linear interpolation to a Gaussian,
 # $X_t = (1 - t) X_0 + t Z$, $Z \sim N(0, I_2)$, with conditional velocity $Z - X_0$
-# (`kacnb.paths.RectifiedFlowPath`; called rectified flow or conditional OT / OT-CFM; time
+# (`kacnb.cfm.paths.RectifiedFlowPath`; called rectified flow or conditional OT / OT-CFM; time
 # runs from data at $t = 0$ to noise at $t = T = 1$, as for the Kac paths). It is trained
 # here with **the same budget, network, optimiser, EMA, NLL validation, checkpoint selection
 # and dopri5 tolerances** as the four models above; its latent $Z$ needs no data (the Kac
@@ -967,7 +968,7 @@ lipschitz = {
     )
     .cpu()
     .double()
-    for spec in [*MODELS, BASELINE]
+    for spec in rt.progress([*MODELS, BASELINE], "Lipschitz along trajectories")
 }
 rf_times, rf_speed = speeds[BASELINE.key]
 rf_lip_growth = gmm2d.median_near(rf_times, lipschitz[BASELINE.key], 1e-3) / gmm2d.median_near(
@@ -1077,7 +1078,7 @@ authors = {
         generator=rt.generator,
         device=rt.device,
     )  # fmt: skip
-    for spec in [*MODELS, BASELINE]
+    for spec in rt.progress([*MODELS, BASELINE], "authors' protocol")
 }
 ours_label = f"ours ({cfg['n_gen']}, {TRAIN['rtol']:g} / {TRAIN['atol']:g})"
 print(f"{'model':15s} {'protocol':28s} {'NLL':>9s} {'5s':>6s} {'50s':>6s} {'NFE':>5s}")
@@ -1116,7 +1117,7 @@ authors_table = gmm2d.authors_claims(authors, KAC_KEYS, DIFF_KEY)
 # - the data-free latent $K(T)$ misses $\mathrm{law}(X_0 + K(T))$ by more than three times
 #   the finite-sample floor at the smallest $T$, its excess over the floor is smaller at the
 #   largest $T$, and the mean-reverting latent stays within three times the floor
-#   (`kacnb.latent.latent_claims`);
+#   (`kacnb.experiments.latent.latent_claims`);
 # - with the exact fields (section 10): a perfect Kac network puts at least half of its
 #   samples within 50 mode standard deviations; dopri5 needs fewer evaluations for every
 #   exact Kac field than for the exact truncated diffusion field; and the relative distance

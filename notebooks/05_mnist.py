@@ -22,11 +22,11 @@
 #    test digits in the 128-dimensional feature space of a small MNIST classifier, and the
 #    distribution of the digits the classifier reads in the samples (mode coverage).
 #
-# The experiment logic (model list, data closure, train-or-load, Euler sampling, scores)
-# lives in `kacnb.mnist_exp` (tests in `tests/test_mnist_exp.py`); training, sampling,
-# the classifier and the FD are `kacnb.train`, `kacnb.sampling`, `kacnb.classifier` and
-# `kacnb.metrics`. The data come from `kacnb.data.mnist`, which reads the IDX files from
-# `$KACNB_DATA_DIR` (or `./data/mnist`, downloading and checksumming them if missing).
+# The experiment logic (model list, data closure, train-or-load, Euler sampling, scores) lives in
+# `kacnb.experiments.mnist_exp` (tests in `tests/test_mnist_exp.py`); training, sampling, the
+# classifier and the FD are `kacnb.cfm.train`, `kacnb.cfm.sampling`, `kacnb.experiments.classifier`
+# and `kacnb.cfm.metrics`. The data come from `kacnb.experiments.data.mnist`, which reads the IDX
+# files from `$KACNB_DATA_DIR` (or `./data/mnist`, downloading and checksumming them if missing).
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -55,11 +55,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from kacnb import Kac, learning_curve, params, report, runtime
-from kacnb.classifier import features, predict
-from kacnb.data import mnist
-from kacnb.metrics import frechet_distance
-from kacnb.mnist_exp import (
+from kacnb import report
+from kacnb.cfm.metrics import frechet_distance
+from kacnb.collection import params, runtime
+from kacnb.collection.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
+from kacnb.experiments import learning_curve
+from kacnb.experiments.classifier import features, predict
+from kacnb.experiments.data import mnist
+from kacnb.experiments.mnist_exp import (
     CONFIDENT,
     IMAGE_SHAPE,
     PAIRS,
@@ -74,10 +77,10 @@ from kacnb.mnist_exp import (
     tile_images,
     train_model,
 )
-from kacnb.mnist_exp import claims as mnist_claims
-from kacnb.mnist_exp import sample_and_score as mnist_sample_and_score
-from kacnb.multid import kac_increment_second_moment
-from kacnb.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
+from kacnb.experiments.mnist_exp import claims as mnist_claims
+from kacnb.experiments.mnist_exp import sample_and_score as mnist_sample_and_score
+from kacnb.theory.kac import Kac
+from kacnb.theory.multid import kac_increment_second_moment
 
 rt = runtime.setup(profile, device, seed)
 
@@ -89,7 +92,7 @@ SETTINGS = {
     # for T = 1 and T = 5 (N = T / euler_dt steps); n_saved: times stored along the Euler
     # path (T / euler_dt must be a multiple of n_saved - 1); n_traj: trajectories shown per
     # model (App. A.2); gpu: speed settings used on a CUDA device only (bf16 autocast for
-    # training and sampling, channels_last, torch.compile; see kacnb.train.TrainConfig).
+    # training and sampling, channels_last, torch.compile; see kacnb.cfm.config.TrainConfig).
     "smoke": {
         "n_train": 500,
         "n_clf": 2000,
@@ -214,7 +217,7 @@ def bare(ax):
 # clipping 5.0, batch 128 and 100 Euler steps for $T = 1$ (their grid has 100 time points,
 # i.e. 99 steps). Three differences remain. (i) Our learning rate is constant: the authors
 # anneal it with a cosine schedule between $5\cdot10^{-4}$ and $5\cdot10^{-5}$
-# (half-period 30k steps), and `kacnb.train` has no learning-rate schedule. (ii) One network
+# (half-period 30k steps), and `kacnb.cfm.train` has no learning-rate schedule. (ii) One network
 # learns the full target [99]; the authors' script trains a second U-Net to predict the
 # clean image and adds the drift $f'(t)\,\hat x_0(t, x)$ at sampling, while the first one
 # learns only the Kac part $v(t, x - f(t)x_0)$. The sum of the two regressions is the
@@ -446,7 +449,7 @@ def sample_and_score(spec, index, steps, **kwargs):
     )  # fmt: skip
 
 
-for i, spec in enumerate(MODELS):
+for i, spec in enumerate(rt.progress(MODELS, "sample and score")):
     samples[spec.key], scores[spec.key] = sample_and_score(
         spec, i, N_EULER[spec.key], n_saved=cfg["n_saved"], keep_trajectory=cfg["n_traj"]
     )
@@ -737,19 +740,18 @@ for sentence in run_summary(
 # %% [markdown]
 # ## 9. Quality per CPU minute: how the quick profile was chosen
 #
-# `tools/mnist_learning_curve.py` trains the model $(a, c) = (25, 5)$, $T = 1$ from scratch
-# for several U-Net sizes and batch sizes on a 2-core CPU and, at regular intervals, scores
-# 256 samples of its EMA weights (20 Euler steps, the same latents each time): FD against
-# test half B and the share of confidently classified samples, against the seconds of
-# training (the scoring time left out; `kacnb.learning_curve`). A larger U-Net learns more
-# per step but also costs more to sample, and notebook 05 samples every model about 36
-# times as much as one scored point (100 and 20 Euler steps for the ten models, the $T = 5$
-# models again with 20, and the baseline), so each configuration is charged its own
-# sampling time: the training time per model it can afford in a 30-minute run is
-# `learning_curve.affordable_train_s` (dashed line per configuration), and the quick profile
-# is the configuration, and step count, with the lowest FD inside that time. The record
-# (machine, torch, threads, commit) is `figures/runs/05_learning_curve.json`; this cell
-# only plots it.
+# `tools/mnist_learning_curve.py` trains the model $(a, c) = (25, 5)$, $T = 1$ from scratch for
+# several U-Net sizes and batch sizes on a 2-core CPU and, at regular intervals, scores 256 samples
+# of its EMA weights (20 Euler steps, the same latents each time): FD against test half B and the
+# share of confidently classified samples, against the seconds of training (the scoring time left
+# out; `kacnb.experiments.learning_curve`). A larger U-Net learns more per step but also costs more
+# to sample, and notebook 05 samples every model about 36 times as much as one scored point (100 and
+# 20 Euler steps for the ten models, the $T = 5$ models again with 20, and the baseline), so each
+# configuration is charged its own sampling time: the training time per model it can afford in a
+# 30-minute run is `learning_curve.affordable_train_s` (dashed line per configuration), and the
+# quick profile is the configuration, and step count, with the lowest FD inside that time. The
+# record (machine, torch, threads, commit) is `figures/runs/05_learning_curve.json`; this cell only
+# plots it.
 
 # %%
 # quick_budget: the paper's ten models and the baseline, 720 Euler evaluations per digit over
@@ -797,3 +799,72 @@ else:
             f"{curve.name:>10}: best FD {best.fd:6.1f} at {best.train_s:4.0f} s "
             f"(step {best.step}); affordable {afford(curve):4.0f} s per model"
         )
+
+# %% [markdown]
+# ## 10. How far CPU training goes: the long learning curves
+#
+# Section 9 chose the quick profile inside a 30-minute run. To judge the claims, we need to know
+# where the models stop improving. `tools/mnist_learning_curve.py` (the same tool, a longer
+# record `figures/runs/05_learning_curve_long.json`) trains each of three configurations (U-Net
+# base channels / levels / blocks and batch: 16/2/1 with batch 32, 32/2/1 and the three-level
+# 32/3/1 with batch 64; Adam $2\cdot10^{-3}$, EMA 0.999) for 30 minutes of training on the 2-core
+# CPU, for $(a, c) = (25, 5)$ and $(1, 1)$ at $T = 1$ and $T = 5$, and scores it at 1.5, 3, 6,
+# 12, 20 and 30 minutes with 100 Euler steps (the authors' MNIST script integrates over 100 time
+# points), 256 digits from the same latents each time. An open square marks where the FD stops
+# improving by more than 5% (`learning_curve.stops_improving`); no square: still improving when
+# the budget ended, so more training would help. The tool records which curves are finished;
+# unfinished ones are listed below the table. The long profile is chosen from these curves.
+
+# %%
+long_record = learning_curve.load_record(learning_curve.LONG_RECORD)
+long_curves = [] if long_record is None else long_record["curves"]
+if not long_curves:
+    print(f"no finished long curve in {learning_curve.LONG_RECORD}")
+else:
+    long_models = list(dict.fromkeys(c.model for c in long_curves))
+    long_configs = list(dict.fromkeys(c.name for c in long_curves))
+    fig, axes = plt.subplots(
+        1, len(long_models), figsize=(4.2 * len(long_models), 3.8), squeeze=False,
+        sharey=True, constrained_layout=True,
+    )  # fmt: skip
+    for ax, model in zip(axes[0], long_models, strict=True):
+        for curve in (c for c in long_curves if c.model == model):
+            colour = COLORS[long_configs.index(curve.name)]
+            minutes = [p.train_s / 60 for p in curve.points]
+            ax.plot(minutes, [p.fd for p in curve.points], "o-", ms=3, color=colour,
+                    label=curve.name)  # fmt: skip
+            flat = learning_curve.stops_improving(curve)
+            if flat is not None:
+                ax.plot(flat.train_s / 60, flat.fd, "s", ms=10, mfc="none", color=colour)
+        ax.axhline(long_record["fd_floor"], color="black", ls=":", lw=1, label="test digits")
+        ax.set_title(learning_curve.model_label(model))
+        ax.set_xlabel("training time (minutes, 2-core CPU)")
+        ax.set_yscale("log")
+    axes[0][0].set_ylabel(f"FD to test digits ({long_record['n_samples']} samples)")
+    axes[0][0].legend(fontsize=8)
+    m = long_record["machine"]
+    fig.suptitle(
+        f"FD against training time, {long_record['euler_steps']} Euler steps\n"
+        f"({m['cpu']}, {m['torch_threads']} threads, torch {m['torch']})",
+        fontsize=10,
+    )
+    save_figure(fig, "nb05_learning_curve_long", figures_dir)
+    plt.show()
+
+# %% [markdown]
+# The same curves as numbers: the best FD and when it was reached, the last point, and the
+# training minutes after which the FD improved by less than 5% ("-": still improving at the end).
+
+# %%
+if long_curves:
+    print(f"{'model':<16}{'config':>11}{'best FD':>9}{'at min':>8}{'last FD':>9}"
+          f"{'conf':>6}{'flat after':>12}")  # fmt: skip
+    for r in learning_curve.long_table(long_record):
+        flat = "-" if r["plateau_min"] is None else f"{r['plateau_min']:.1f} min"
+        print(
+            f"{learning_curve.model_label(r['model']):<16}{r['config']:>11}"
+            f"{r['best_fd']:>9.1f}{r['best_min']:>8.1f}{r['last_fd']:>9.1f}"
+            f"{r['last_confident']:>6.2f}{flat:>12}"
+        )
+    for unit in learning_curve.unfinished(long_record):
+        print(f"not finished yet: {unit}")

@@ -45,7 +45,7 @@ def pytest_configure(config):
             config.option.nbval_sanitize_with = str(candidate)
 
 
-#: matplotlib's backend for the nbval kernels (kacnb.plotting.INLINE_BACKEND).
+#: matplotlib's backend for the nbval kernels (kacnb.collection.plotting.INLINE_BACKEND).
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 

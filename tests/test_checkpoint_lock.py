@@ -1,4 +1,5 @@
-"""A checkpoint folder is trained into by one process at a time (``kacnb.train.checkpoint_lock``).
+"""A checkpoint folder is trained into by one process at a time
+(``kacnb.cfm.train.checkpoint_lock``).
 
 Two runs of notebook 04 with different output folders share ``checkpoints/04_cfm_gmm_2d/``:
 the second one stops at once with a message naming the first one's PID instead of writing
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from kacnb import cli
-from kacnb.registry import NOTEBOOKS, FigureSpec, NotebookSpec
-from kacnb.train import CheckpointLocked, checkpoint_lock
+from kacnb.cfm.train import CheckpointLocked, checkpoint_lock
+from kacnb.collection import cli
+from kacnb.collection.registry import NOTEBOOKS, FigureSpec, NotebookSpec
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TIMELIMIT = NotebookSpec(
@@ -27,7 +28,7 @@ TIMELIMIT = NotebookSpec(
 )
 _HOLD = """
 import sys, time
-from kacnb.train import checkpoint_lock
+from kacnb.cfm.train import checkpoint_lock
 with checkpoint_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(300)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kacnb.classifier import features, predict, train_classifier
+from kacnb.experiments.classifier import features, predict, train_classifier
 
 
 def synthetic_digits(n: int, seed: int):
@@ -41,7 +41,7 @@ REAL = os.environ.get("KACNB_DATA_DIR")
     reason="KACNB_DATA_DIR does not point at the MNIST files (CI sets it)",
 )
 def test_classifier_on_a_real_mnist_subset():
-    from kacnb.data import mnist
+    from kacnb.experiments.data import mnist
 
     torch.manual_seed(0)
     x, y = mnist("test", download=False)

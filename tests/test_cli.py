@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kacnb import cli, runner
-from kacnb.registry import NOTEBOOKS, FigureSpec, NotebookSpec
+from kacnb.collection import cli, runner
+from kacnb.collection.registry import NOTEBOOKS, FigureSpec, NotebookSpec
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE = NotebookSpec(
@@ -129,9 +129,9 @@ def test_run_outside_the_collection_says_so(tmp_path):
     # a folder without notebooks/: the default is the installed package's repository, so
     # point the default at a folder that does not exist to stand for a non-editable install
     code = (
-        "import sys; from pathlib import Path; import kacnb.registry as r; "
+        "import sys; from pathlib import Path; import kacnb.collection.registry as r; "
         "r.default_notebooks_dir = lambda: Path.cwd() / 'notebooks'; "
-        "from kacnb import cli; sys.exit(cli.main(sys.argv[1:]))"
+        "from kacnb.collection import cli; sys.exit(cli.main(sys.argv[1:]))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, "run", "--profile", "smoke"],
@@ -226,7 +226,7 @@ def test_mnist_missing_and_not_downloadable_fails_before_anything_runs(
 
 
 def test_mnist_present_or_downloadable_runs(tmp_path, capsys, monkeypatch, ran_stems):
-    from kacnb.data import MNIST_FILES
+    from kacnb.experiments.data import MNIST_FILES
 
     nb_dir, data = _mnist_repo(tmp_path, monkeypatch)
     monkeypatch.setattr(cli, "_download_blocker", lambda folder, names: None)

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from kacnb import cli, data, runner
-from kacnb.data import MNIST_FILES, SHIPPED_MNIST_DIR, DataError, data_root, mnist
+from kacnb.collection import cli, runner
+from kacnb.experiments import data
+from kacnb.experiments.data import MNIST_FILES, SHIPPED_MNIST_DIR, DataError, data_root, mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [name for pair in MNIST_FILES.values() for name in pair]

@@ -1,4 +1,4 @@
-"""Tests of kacnb.directions (Remark 3, [32-33]) against independent computations."""
+"""Tests of kacnb.theory.directions (Remark 3, [32-33]) against independent computations."""
 
 import math
 
@@ -8,8 +8,8 @@ import scipy.integrate as si
 import scipy.special as sp
 import torch
 
-from kacnb import stats
-from kacnb.directions import (
+from kacnb.theory import stats
+from kacnb.theory.directions import (
     binned_chi2,
     current_direction_densities,
     directed_walk,
@@ -18,7 +18,7 @@ from kacnb.directions import (
     initial_right_density,
     telegraph_residual,
 )
-from kacnb.kac import kac_density
+from kacnb.theory.kac import kac_density
 
 F64 = torch.float64
 
@@ -172,7 +172,7 @@ def test_binned_chi2_handles_draws_in_empty_cells():
 
 
 def test_weak_residual_of_monte_carlo_directions():
-    from kacnb.directions import weak_first_order_residual
+    from kacnb.theory.directions import weak_first_order_residual
 
     a, c, t, h, n = 1.0, 1.0, 1.0, 0.02, 100_000
     s = directed_walk(

@@ -1,4 +1,4 @@
-"""``kacnb drift``: a fresh run against the committed outputs (kacnb.drift).
+"""``kacnb drift``: a fresh run against the committed outputs (kacnb.collection.drift).
 
 Each case builds a small collection (one notebook's metrics, run record, executed notebook
 and two PNG figures) in a temporary folder, copies it as the "fresh run", changes one thing
@@ -19,7 +19,7 @@ import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from kacnb import cli, drift  # noqa: E402
+from kacnb.collection import cli, drift  # noqa: E402
 
 STEM = "02_kac_1d"
 ROWS = [

@@ -11,14 +11,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-import kacnb.train as train_mod
-from kacnb import gmm2d
-from kacnb.ensemble import Ensemble, Member, clip_grad_norm_per_model
-from kacnb.kac import Kac
-from kacnb.metrics import grid_mixture
-from kacnb.models import MLP, StackedMLP
-from kacnb.paths import KacPath
-from kacnb.train import DEADLINE_ENV, TimeLimitReached, TrainConfig, make_train_step, train
+import kacnb.cfm.train as train_mod
+from kacnb.cfm.config import DEADLINE_ENV, TrainConfig
+from kacnb.cfm.ensemble import Ensemble, Member, clip_grad_norm_per_model
+from kacnb.cfm.metrics import grid_mixture
+from kacnb.cfm.models import MLP, StackedMLP
+from kacnb.cfm.paths import KacPath
+from kacnb.cfm.train import TimeLimitReached, make_train_step, train
+from kacnb.experiments import gmm2d
+from kacnb.theory.kac import Kac
 
 GMM = grid_mixture(std=1e-4)
 SPECS = gmm2d.paper_models()  # the four paths of notebook 04

@@ -1,5 +1,7 @@
-"""The exact marginal fields of the 2D mixture experiment (kacnb.exact2d) against independent
-computations: the linear-space quadrature of kacnb.telegraph / kacnb.multid, the continuity
+"""The exact marginal fields of the 2D mixture experiment (kacnb.experiments.exact2d) against
+independent
+computations: the linear-space quadrature of kacnb.theory.telegraph / kacnb.theory.multid, the
+continuity
 equation by finite differences, the conditional-expectation property (Cor 15) by Monte Carlo,
 the grid's symmetries, the bound |v_i| <= c, and the diffusion limit."""
 
@@ -10,7 +12,9 @@ import math
 import pytest
 import torch
 
-from kacnb.exact2d import (
+from kacnb.cfm.metrics import GaussianMixture, grid_mixture
+from kacnb.cfm.paths import MeanRevertingKacPath
+from kacnb.experiments.exact2d import (
     DiffusionMixtureField,
     KacMixtureField,
     RectifiedMixtureField,
@@ -20,12 +24,10 @@ from kacnb.exact2d import (
     oracle_samples,
     smoothed_kac_1d,
 )
-from kacnb.gmm2d import paper_models
-from kacnb.kac import Kac, kac_sample, kac_velocity
-from kacnb.metrics import GaussianMixture, grid_mixture
-from kacnb.multid import convolved_flux
-from kacnb.paths import MeanRevertingKacPath
-from kacnb.telegraph import convolved_density
+from kacnb.experiments.gmm2d import paper_models
+from kacnb.theory.kac import Kac, kac_sample, kac_velocity
+from kacnb.theory.multid import convolved_flux
+from kacnb.theory.telegraph import convolved_density
 
 F64 = torch.float64
 
@@ -328,7 +330,7 @@ def test_rectified_field_law_continuity_and_conditional_mean():
 def test_rectified_field_near_dirac_modes_is_the_coupling_field():
     # paper Section 3: near a Dirac-like mode v = (x - m)/t, so |v| stays of order one while
     # the Lipschitz constant is 1/t
-    from kacnb.exact2d import speed_and_lipschitz
+    from kacnb.experiments.exact2d import speed_and_lipschitz
 
     field = RectifiedMixtureField(grid_mixture(std=1e-4))
     g = torch.Generator().manual_seed(7)

@@ -1,4 +1,4 @@
-"""The course exercises (exercises/NN_name.py, kacnb.exercises, ``kacnb exercises``).
+"""The course exercises (exercises/NN_name.py, kacnb.collection.exercises, ``kacnb exercises``).
 
 * every reference solution passes its check, executing the exercise notebook cell by cell;
 * the student version (solutions stripped) fails every check, each one on its own;
@@ -26,9 +26,9 @@ import nbformat
 import pytest
 import torch
 
-from kacnb import Kac, exercises
-from kacnb.cli import main
-from kacnb.exercises import (
+from kacnb.collection import exercises
+from kacnb.collection.cli import main
+from kacnb.collection.exercises import (
     EXERCISES,
     STEMS,
     ExerciseFailed,
@@ -40,7 +40,8 @@ from kacnb.exercises import (
     strip,
     write_student_versions,
 )
-from kacnb.registry import NOTEBOOKS
+from kacnb.collection.registry import NOTEBOOKS
+from kacnb.theory.kac import Kac
 
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISES_DIR = ROOT / "exercises"

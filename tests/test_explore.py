@@ -1,4 +1,5 @@
-"""The explorers' callbacks, tested headless (kacnb.explore): the numbers behind a slider."""
+"""The explorers' callbacks, tested headless (kacnb.collection.explore): the numbers behind a
+slider."""
 
 import math
 
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from kacnb import explore
-from kacnb.multid import smiley_cloud
-from kacnb.params import ParameterError
+from kacnb.collection import explore
+from kacnb.collection.params import ParameterError
+from kacnb.theory.multid import smiley_cloud
 
 matplotlib.use("Agg")
 

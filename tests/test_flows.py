@@ -1,4 +1,4 @@
-"""Tests for kacnb.flows: velocity fields of the flows of paper Section 3.
+"""Tests for kacnb.theory.flows: velocity fields of the flows of paper Section 3.
 
 Each test asserts a mathematical fact about ||v_t||^2_{L2(mu_t)} or the velocity field:
 closed forms for the coupling and diffusion flows, the bound d c^2 for Kac (Prop 11), the
@@ -16,8 +16,7 @@ import torch
 from scipy import stats
 from scipy.special import roots_legendre
 
-from kacnb import Kac
-from kacnb.flows import (
+from kacnb.theory.flows import (
     BoltzmannFlow1D,
     CouplingFlow,
     DiffusionFlow,
@@ -41,8 +40,9 @@ from kacnb.flows import (
     poisson_velocity_norm_sq_1d,
     unit_sphere_area,
 )
-from kacnb.stats import agrees
-from kacnb.telegraph import continuity_residual
+from kacnb.theory.kac import Kac
+from kacnb.theory.stats import agrees
+from kacnb.theory.telegraph import continuity_residual
 
 F64 = torch.float64
 N_MC = 100_000

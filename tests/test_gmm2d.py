@@ -1,4 +1,4 @@
-"""Experiment logic of notebook 04 (kacnb.gmm2d) against problems with known answers."""
+"""Experiment logic of notebook 04 (kacnb.experiments.gmm2d) against problems with known answers."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from kacnb import gmm2d
-from kacnb.kac import Kac, kac_velocity
-from kacnb.metrics import GaussianMixture, grid_mixture, nearest_mode_distance, nll
-from kacnb.models import MLP
-from kacnb.paths import DiffusionPath, KacPath
+from kacnb.cfm.metrics import GaussianMixture, grid_mixture, nearest_mode_distance, nll
+from kacnb.cfm.models import MLP
+from kacnb.cfm.paths import DiffusionPath, KacPath
+from kacnb.experiments import gmm2d
+from kacnb.theory.kac import Kac, kac_velocity
 
 F64 = torch.float64
 
@@ -249,8 +249,8 @@ def test_truncation_failure_counts_as_the_explosion():
 def test_atom_shares_of_the_training_targets():
     # exp(-a t) of the float32 targets sit on the atoms; evaluated through x_t - x0 with data
     # of size ~10 (several binades) far fewer do (paper Sections 6-7)
-    from kacnb.kac import Kac
-    from kacnb.paths import MeanRevertingKacPath
+    from kacnb.cfm.paths import MeanRevertingKacPath
+    from kacnb.theory.kac import Kac
 
     g = gen(30)
     for path in (gmm2d.paper_models()[0].path, MeanRevertingKacPath(Kac(25.0, 5.0))):
@@ -379,3 +379,13 @@ def test_baseline_claims_flip_with_the_numbers():
     )
     assert [r["verdict"] for r in bad] == ["differs"] * 4
     assert "RF 0.700" in bad[2]["measured"] and "RF 250" in bad[3]["measured"]
+
+
+def test_prefix_model_differs_from_the_correct_one_only_in_the_law_of_the_noise():
+    correct = next(s for s in gmm2d.paper_models() if s.key == "kac_25_5")
+    pre = gmm2d.prefix_model()
+    assert pre.key == "kac_25_5_prefix" and pre.key != correct.key
+    assert pre.path.noise_law.even_weight == pytest.approx(5.0 / 25.0)
+    assert correct.path.noise_law is None
+    assert (pre.path.kac.a, pre.path.kac.c, pre.path.T) == (25.0, 5.0, correct.path.T)
+    assert (pre.paper_steps, pre.speed_bound) == (correct.paper_steps, correct.speed_bound)

@@ -1,4 +1,5 @@
-"""``kacnb.gmm2d.authors_evaluation``: the authors' validation protocol of the 2D experiment.
+"""``kacnb.experiments.gmm2d.authors_evaluation``: the authors' validation protocol of the 2D
+experiment.
 
 A flow whose end point is known in closed form (a linear field ``v = lam x`` with the latent
 ``x0 exp(lam T)``, so integrating back to 0 returns the start ``x0`` exactly) gives the
@@ -15,10 +16,10 @@ import math
 import pytest
 import torch
 
-from kacnb import gmm2d
-from kacnb.metrics import grid_mixture
-from kacnb.models import MLP
-from kacnb.sampling import integrate
+from kacnb.cfm.metrics import grid_mixture
+from kacnb.cfm.models import MLP
+from kacnb.cfm.sampling import integrate
+from kacnb.experiments import gmm2d
 
 F64 = torch.float64
 
@@ -128,7 +129,7 @@ def test_a_float32_network_as_in_the_authors_scripts():
 
 
 def test_authors_claims_flip_with_the_numbers():
-    from kacnb.gmm2d import authors_claims
+    from kacnb.experiments.gmm2d import authors_claims
 
     def res(nll, nfe):
         return {"nll": nll, "nfe": nfe, "n": 5000, "rtol": 1e-7, "atol": 1e-9}

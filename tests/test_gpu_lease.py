@@ -271,7 +271,7 @@ def test_run_04_runs_the_notebook_and_gathers_it(tmp_path):
     assert record["profile"] == "smoke" and record["device"] == "cpu"
     # what comes back is laid out as `kacnb drift` reads a fresh run: compared with the
     # committed paper-profile run, the smoke run's metrics differ (drift, exit 1)
-    from kacnb import cli
+    from kacnb.collection import cli
 
     report = tmp_path / "drift"
     assert cli.main(["drift", str(out), "--output", str(report)]) == 1

@@ -1,6 +1,7 @@
 """Figures are shown inline in the executed notebooks, once each, as saved under figures/.
 
-``kacnb.plotting.save_figure`` shows every saved figure inline (a PNG at screen resolution
+``kacnb.collection.plotting.save_figure`` shows every saved figure inline (a PNG at screen
+resolution
 whose output metadata names the figure) and closes it; ``kacnb run`` and the nbval regression
 start their kernels with matplotlib's inline backend. Here, with real kernels: the images a
 notebook shows under the inline backend and under ``MPLBACKEND=Agg``; the nbval regression
@@ -23,7 +24,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kacnb.plotting import FIGURE_KEY, INLINE_BACKEND, inline_figures
+from kacnb.collection.plotting import FIGURE_KEY, INLINE_BACKEND, inline_figures
 
 try:
     import tomllib
@@ -36,7 +37,7 @@ MAX_NOTEBOOK_BYTES = 3_000_000
 
 SAVED_AND_SHOWN = """\
 import matplotlib.pyplot as plt
-from kacnb.plotting import save_figure, use_style
+from kacnb.collection.plotting import save_figure, use_style
 use_style()
 fig, ax = plt.subplots()
 ax.plot([0, 1], [0, 1])

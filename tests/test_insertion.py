@@ -1,4 +1,4 @@
-"""Tests of kacnb.insertion (Thm 6 [56-61], Remark 7, Lemma 8 [62-64])."""
+"""Tests of kacnb.theory.insertion (Thm 6 [56-61], Remark 7, Lemma 8 [62-64])."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kacnb.insertion import (
+from kacnb.theory.insertion import (
     RadialGaussian,
     brownian_insertion,
     heat_radial,
@@ -19,7 +19,7 @@ from kacnb.insertion import (
     wave,
     wave_2d,
 )
-from kacnb.telegraph import convolved_density
+from kacnb.theory.telegraph import convolved_density
 
 F64 = torch.float64
 R = torch.linspace(0.0, 3.0, 31, dtype=F64)

@@ -1,4 +1,4 @@
-"""Mathematical facts about the Kac process numerics (kacnb.kac), paper Section 4.
+"""Mathematical facts about the Kac process numerics (kacnb.theory.kac), paper Section 4.
 
 References are independent of the code under test: scipy quadrature of the density, the
 Poisson-Beta series for the CDF via scipy's regularised incomplete beta function, and
@@ -18,8 +18,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
-from kacnb.kac import Kac, KacTableSampler, LinearSchedule, MeanRevertingKac
-from kacnb.stats import binned_mean
+from kacnb.theory.kac import Kac, KacTableSampler, LinearSchedule, MeanRevertingKac
+from kacnb.theory.stats import binned_mean
 
 F64 = torch.float64
 
@@ -196,7 +196,7 @@ def test_paths_are_lipschitz_with_constant_c_and_start_at_zero():
 
 def test_paths_extend_when_the_jump_buffer_is_short():
     # A tiny buffer forces the extension branch; the law must not change.
-    from kacnb.kac import kac_paths
+    from kacnb.theory.kac import kac_paths
 
     g = torch.Generator().manual_seed(3)
     draws = kac_paths(
@@ -486,7 +486,7 @@ def test_huge_requests_fail_before_allocating():
     # 10^10 paths, a table of 10^11 cells: refused at once with the size in the message
     import time
 
-    from kacnb.kac import KacTableSampler
+    from kacnb.theory.kac import KacTableSampler
 
     kac = Kac(1.0, 1.0)
     start = time.perf_counter()
@@ -526,7 +526,7 @@ def test_velocity_and_density_where_the_bessel_ratio_underflows_float32(a):
 
 
 def test_float32_stays_in_float32_where_it_can_and_half_precision_is_evaluated():
-    from kacnb.kac import kac_density, kac_velocity
+    from kacnb.theory.kac import kac_density, kac_velocity
 
     # the paper's range: the class returns the float32 kernel's own bits (no float64 detour)
     kac = Kac(1600.0, 10.0)
@@ -586,7 +586,7 @@ def test_mean_reverting_times_beyond_T_are_refused():
 
 
 def test_sampling_beyond_the_poisson_range_is_refused():
-    from kacnb.kac import MAX_SAMPLE_AT
+    from kacnb.theory.kac import MAX_SAMPLE_AT
 
     # torch.poisson overflows beyond 2^63: every draw would silently become an atom
     huge = Kac(1e20, 1.0)

@@ -1,4 +1,5 @@
-"""The standard latent's error (kacnb.latent): real at small T, falling with T, absent for the
+"""The standard latent's error (kacnb.experiments.latent): real at small T, falling with T, absent
+for the
 mean-reverting path; each verdict row flips under a plausible wrong measurement."""
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ import copy
 
 import torch
 
-from kacnb.latent import excess, latent_claims, latent_gap
-from kacnb.metrics import grid_mixture
+from kacnb.cfm.metrics import grid_mixture
+from kacnb.experiments.latent import excess, latent_claims, latent_gap
 
 
 def _gaps():

@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
-from kacnb.classifier import DigitClassifier
-from kacnb.learning_curve import (
+from kacnb.experiments import learning_curve
+from kacnb.experiments.classifier import DigitClassifier
+from kacnb.experiments.learning_curve import (
     BudgetReached,
     Curve,
     CurvePoint,
@@ -18,7 +19,7 @@ from kacnb.learning_curve import (
     measure,
     pick,
 )
-from kacnb.mnist_exp import MnistModel, image_sampler
+from kacnb.experiments.mnist_exp import MnistModel, image_sampler
 
 
 class Clock:
@@ -105,7 +106,7 @@ def test_affordable_time_charges_each_configuration_its_sampling():
         pts = [CurvePoint(10 * k, 30.0 * k, 300.0 / k, 0.1, 9, sample_s) for k in (1, 2, 3, 4)]
         return Curve(name, {}, pts)
 
-    from kacnb.learning_curve import affordable_train_s
+    from kacnb.experiments.learning_curve import affordable_train_s
 
     small, big = curve("small", 2.0), curve("big", 20.0)
     # (1800 - 100 - 36 * 2) / 11 = 148 s; (1800 - 100 - 36 * 20) / 11 = 89 s
@@ -118,7 +119,7 @@ def test_affordable_time_charges_each_configuration_its_sampling():
 
 
 def test_load_record_round_trip(tmp_path):
-    from kacnb.learning_curve import load_record
+    from kacnb.experiments.learning_curve import load_record
 
     assert load_record(tmp_path / "missing.json") is None
     c = Curve("x", {"base": 8}, [CurvePoint(5, 1.5, 200.0, 0.2, 7, 0.5)])
@@ -133,7 +134,7 @@ def test_the_quick_profile_is_the_committed_learning_curves_choice():
     import sys
     from pathlib import Path
 
-    from kacnb.learning_curve import load_record, quick_choice
+    from kacnb.experiments.learning_curve import load_record, quick_choice
 
     record = load_record()
     if record is None:
@@ -193,7 +194,7 @@ def test_scheduled_probe_resumes_at_a_checkpoint_and_drops_later_points():
 def test_a_killed_and_resumed_curve_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     import time
 
-    from kacnb.train import TimeLimitReached
+    from kacnb.cfm.train import TimeLimitReached
 
     settings = {"base": 4, "levels": 1, "blocks": 1, "steps": 1000, "batch": 4,
                 "lr": 1e-3, "ema": 0.9, "grad_clip": 1.0}  # fmt: skip
@@ -203,7 +204,7 @@ def test_a_killed_and_resumed_curve_equals_an_uninterrupted_one(tmp_path, monkey
                     progress=False, directory=tmp_path / "a")  # fmt: skip
     assert [p.step for p in whole.points] == [4, 8]
 
-    from kacnb.mnist_exp import checkpoint_step, model_checkpoint
+    from kacnb.experiments.mnist_exp import checkpoint_step, model_checkpoint
 
     spec = MnistModel(1.0, 1.0, 1.0)
     monkeypatch.setenv("KACNB_DEADLINE", str(time.time() - 1))  # stop after the first step
@@ -221,7 +222,7 @@ def test_a_killed_and_resumed_curve_equals_an_uninterrupted_one(tmp_path, monkey
 
 
 def test_stops_improving_finds_the_plateau_or_says_still_improving():
-    from kacnb.learning_curve import stops_improving
+    from kacnb.experiments.learning_curve import stops_improving
 
     def curve(fds):
         return Curve("c", {}, [CurvePoint(10 * k, 60.0 * k, fd, 0.5, 9) for k, fd in
@@ -241,7 +242,7 @@ def test_stops_improving_finds_the_plateau_or_says_still_improving():
 def test_long_table_reads_a_record_of_several_models(tmp_path):
     import json
 
-    from kacnb.learning_curve import load_record, long_table
+    from kacnb.experiments.learning_curve import load_record, long_table
 
     def pts(fds):
         return [CurvePoint(100 * k, 60.0 * k, fd, 0.1 * k, 9) for k, fd in enumerate(fds, 1)]
@@ -258,3 +259,25 @@ def test_long_table_reads_a_record_of_several_models(tmp_path):
     assert (small["config"], small["best_fd"], small["best_min"]) == ("u16", 99, 4.0)
     assert small["plateau_min"] == 3.0 and big["plateau_min"] is None
     assert big["last_fd"] == 90 and big["last_confident"] == pytest.approx(0.4)
+
+
+def test_model_label_reads_the_key_and_refuses_others():
+    assert learning_curve.model_label("a25_c5_T1") == "(25, 5), T = 1"
+    assert learning_curve.model_label("a1_c1_T5") == "(1, 1), T = 5"
+    assert learning_curve.model_label("a0.5_c2_T1.5") == "(0.5, 2), T = 1.5"
+    with pytest.raises(ValueError, match="not a model key"):
+        learning_curve.model_label("u32-b64")
+
+
+def test_unfinished_names_each_partial_curve_with_its_reach():
+    record = {
+        "partial": {
+            "u32-b64/a25_c5_T1": {"points": [{"train_s": 90.0}, {"train_s": 360.0}]},
+            "u16-b32/a1_c1_T5": {"points": []},
+        }
+    }
+    assert learning_curve.unfinished(record) == [
+        "u32-b64/a25_c5_T1: scored up to 6.0 training minutes",
+        "u16-b32/a1_c1_T5: scored up to 0.0 training minutes",
+    ]
+    assert learning_curve.unfinished({"curves": []}) == []

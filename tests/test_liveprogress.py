@@ -1,4 +1,4 @@
-"""The runner shows a notebook's own progress bars live (kacnb.liveprogress)."""
+"""The runner shows a notebook's own progress bars live (kacnb.collection.liveprogress)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kacnb import liveprogress, runner
-from kacnb.liveprogress import ProgressEcho, latest_bar, status_text
-from kacnb.registry import NotebookSpec
+from kacnb.collection import liveprogress, runner
+from kacnb.collection.liveprogress import ProgressEcho, latest_bar, status_text
+from kacnb.collection.registry import NotebookSpec
 
 TRAIN = "4 models:   3%|▎         | 56488/2000000 [02:39<1:45:09, 308.05it/s, loss=0.41]"
 
@@ -137,13 +137,14 @@ def test_status_text_puts_model_step_loss_and_validation_first(line, expected):
 
 
 def test_the_training_bar_names_model_step_loss_and_validation_nll(capsys, monkeypatch):
-    """What ``kacnb.train`` writes is what the status line reads (real tqdm output)."""
+    """What ``kacnb.cfm.train`` writes is what the status line reads (real tqdm output)."""
     import torch
 
-    from kacnb.kac import Kac
-    from kacnb.models import MLP
-    from kacnb.paths import KacPath
-    from kacnb.train import TrainConfig, train
+    from kacnb.cfm.config import TrainConfig
+    from kacnb.cfm.models import MLP
+    from kacnb.cfm.paths import KacPath
+    from kacnb.cfm.train import train
+    from kacnb.theory.kac import Kac
 
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     torch.manual_seed(0)

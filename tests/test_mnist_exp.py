@@ -1,4 +1,5 @@
-"""Tests of kacnb.mnist_exp: model list, data closure, checkpoint reuse, Euler sampling, scores."""
+"""Tests of kacnb.experiments.mnist_exp: model list, data closure, checkpoint reuse, Euler
+sampling, scores."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from kacnb.mnist_exp import (
+from kacnb.experiments.mnist_exp import (
     PAIRS,
     MnistModel,
     euler_steps,
@@ -115,8 +116,8 @@ def test_euler_generation_with_exact_fields():
 
 
 def test_sample_and_score_scores_the_samples_and_their_latents(tmp_path):
-    from kacnb.classifier import DigitClassifier, features
-    from kacnb.mnist_exp import evaluate
+    from kacnb.experiments.classifier import DigitClassifier, features
+    from kacnb.experiments.mnist_exp import evaluate
 
     torch.manual_seed(0)
     clf = DigitClassifier().eval()
@@ -197,7 +198,7 @@ def test_label_coverage_counts_digits_with_half_their_share():
 
 
 def test_confidence_is_the_softmax_of_the_predicted_digit():
-    from kacnb.classifier import DigitClassifier, confidence, predict
+    from kacnb.experiments.classifier import DigitClassifier, confidence, predict
 
     torch.manual_seed(0)
     clf = DigitClassifier().eval()
@@ -210,7 +211,7 @@ def test_confidence_is_the_softmax_of_the_predicted_digit():
 
 
 def test_baseline_model_is_the_linear_interpolation_to_noise():
-    from kacnb.mnist_exp import BaselineModel
+    from kacnb.experiments.mnist_exp import BaselineModel
 
     spec = BaselineModel(T=1.0)
     assert spec.key == "rf_T1" and "rectified flow" in spec.label
@@ -227,7 +228,7 @@ def test_baseline_model_is_the_linear_interpolation_to_noise():
 
 
 def test_run_summary_is_computed_from_the_scores():
-    from kacnb.mnist_exp import paper_models, run_summary
+    from kacnb.experiments.mnist_exp import paper_models, run_summary
 
     specs = paper_models()
     fds = [200, 150, 160, 170, 180, 300, 140, 150, 180, 190]  # T = 1, then T = 5
@@ -254,7 +255,7 @@ def _fd_scores(specs, fds):
 
 
 def test_claims_follow_the_paper_and_flip_with_the_numbers():
-    from kacnb.mnist_exp import claims, paper_models
+    from kacnb.experiments.mnist_exp import claims, paper_models
 
     specs = paper_models()
     # the paper's picture: (1, 1) worst at both horizons, T = 5 better for the larger pairs
@@ -272,7 +273,7 @@ def test_claims_follow_the_paper_and_flip_with_the_numbers():
 
 
 def test_claims_for_a_readers_pairs_leave_out_what_they_cannot_test():
-    from kacnb.mnist_exp import claims, paper_models
+    from kacnb.experiments.mnist_exp import claims, paper_models
 
     specs = paper_models(pairs=[(4, 2), (25, 5)])
     assert [s.key for s in specs] == ["a4_c2_T1", "a25_c5_T1", "a4_c2_T5", "a25_c5_T5"]

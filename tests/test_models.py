@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kacnb.models import MLP, UNet, sinusoidal_embedding
+from kacnb.cfm.models import MLP, UNet, sinusoidal_embedding
 
 
 @pytest.mark.parametrize("base,levels", [(16, 3), (8, 2)])
@@ -106,7 +106,7 @@ def test_mlp_gradients_reach_every_parameter_and_rows_are_independent():
 def test_mlp_architecture_is_checked_before_allocating():
     import time
 
-    from kacnb.models import StackedMLP, mlp_parameters
+    from kacnb.cfm.models import StackedMLP, mlp_parameters
 
     for kwargs, name in [
         ({"width": 0}, "width"),

@@ -1,4 +1,5 @@
-"""Tests for kacnb.multid: componentwise Kac processes and product densities (paper Sections 5-6).
+"""Tests for kacnb.theory.multid: componentwise Kac processes and product densities (paper Sections
+5-6).
 
 Each test asserts a mathematical fact with an independent reference: closed-form Gaussian
 integrals, direct d-dimensional quadrature, Monte Carlo with the exact samplers, or a
@@ -12,8 +13,8 @@ import math
 import pytest
 import torch
 
-from kacnb import Kac
-from kacnb.multid import (
+from kacnb.theory.kac import Kac
+from kacnb.theory.multid import (
     brownian_paths,
     continuity_residual_2d,
     convolved_flux,
@@ -38,7 +39,7 @@ from kacnb.multid import (
     w2_lipschitz_verdict,
     w2_sorted_1d,
 )
-from kacnb.telegraph import (
+from kacnb.theory.telegraph import (
     convolved_density,
     heat_density,
     l2_distance,
@@ -211,7 +212,7 @@ def test_continuity_residual_of_a_translation_is_small():
 def test_product_velocity_norm_sq_bounded_and_jensen():
     """Prop 11 / Jensen: ||v_t||^2 of the marginal (Cor 15) flow of N(0, s0^2 I) + K(t) is at
     most the conditional norm E|v(t, K(t))|^2 (quadrature), itself <= d c^2."""
-    from kacnb.flows import KacFlow
+    from kacnb.theory.flows import KacFlow
 
     a, c, t, d = 1.0, 1.0, 0.8, 2
     x = torch.linspace(-c * t - 5, c * t + 5, 2001, dtype=F64)

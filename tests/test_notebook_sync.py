@@ -6,7 +6,7 @@
   check, a fresh clone scrambles them).
 * the golden notebook ``tests/golden/<stem>.ipynb`` has the ``.py``'s cells plus the injected
   smoke parameters, so a stale golden fails (``kacnb golden <stem>`` regenerates it).
-* every notebook file is registered in ``kacnb.registry.NOTEBOOKS``.
+* every notebook file is registered in ``kacnb.collection.registry.NOTEBOOKS``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import nbformat
 import pytest
 from papermill.translators import translate_parameters
 
-from kacnb.registry import NOTEBOOKS, Registry
-from kacnb.runner import GOLDEN_PARAMETERS, INJECTED_TAG, to_percent
+from kacnb.collection.registry import NOTEBOOKS, Registry
+from kacnb.collection.runner import GOLDEN_PARAMETERS, INJECTED_TAG, to_percent
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = Registry(NOTEBOOKS, ROOT / "notebooks")
@@ -57,7 +57,7 @@ def test_every_notebook_file_is_registered():
     nb_dir = REGISTRY.notebooks_dir
     files = sorted(nb_dir.glob("*.py")) + sorted(nb_dir.glob("*.ipynb"))
     unregistered = [p.name for p in files if p.stem not in stems]
-    assert not unregistered, f"add these notebooks to kacnb/registry.py: {unregistered}"
+    assert not unregistered, f"add these notebooks to kacnb/collection/registry.py: {unregistered}"
     orphans = [p.name for p in nb_dir.glob("*.ipynb") if not p.with_suffix(".py").is_file()]
     assert not orphans, f"executed notebooks without their .py source: {orphans}"
     goldens = [

@@ -1,11 +1,11 @@
-"""Checks of the notebooks' reader-facing parameters (kacnb.params)."""
+"""Checks of the notebooks' reader-facing parameters (kacnb.collection.params)."""
 
 import math
 
 import pytest
 
-from kacnb import params
-from kacnb.params import ParameterError
+from kacnb.collection import params
+from kacnb.collection.params import ParameterError
 
 
 def test_pairs_accepts_lists_tuples_and_one_pair():
@@ -148,7 +148,7 @@ def test_cell_defaults_reads_the_literals_of_a_parameters_cell():
 def test_kacnb_run_refuses_a_bad_value_in_one_line_before_any_kernel(
     tmp_path, capsys, monkeypatch, notebook, param, message
 ):
-    from kacnb import cli, runner
+    from kacnb.collection import cli, runner
 
     def no_run(*args, **kwargs):
         raise AssertionError("the notebook must not run")

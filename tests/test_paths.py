@@ -1,4 +1,4 @@
-"""The probability paths of kacnb.paths satisfy the identities of paper Sections 6-7."""
+"""The probability paths of kacnb.cfm.paths satisfy the identities of paper Sections 6-7."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from kacnb.kac import Kac, MeanRevertingKac
-from kacnb.paths import DiffusionPath, KacPath, MeanRevertingKacPath, RectifiedFlowPath
+from kacnb.cfm.paths import DiffusionPath, KacPath, MeanRevertingKacPath, RectifiedFlowPath
+from kacnb.theory.kac import Kac, MeanRevertingKac
 
 F64 = torch.float64
 
@@ -232,7 +232,7 @@ def test_kac_paths_beyond_the_float32_training_range_are_refused():
 
 @pytest.mark.parametrize(("a", "c"), [(1.0, 1e18), (1e10, 1.0), (1.0, 1e-9)])
 def test_kac_path_at_the_range_limit_draws_finite_exact_targets(a, c):
-    from kacnb.kac import kac_velocity
+    from kacnb.theory.kac import kac_velocity
 
     draw = KacPath(Kac(a, c)).sample(torch.zeros(4000, 2), torch.Generator().manual_seed(0))
     assert draw.target.dtype == torch.float32
@@ -243,3 +243,48 @@ def test_kac_path_at_the_range_limit_draws_finite_exact_targets(a, c):
     assert int(inner.sum()) > 100
     err = (draw.target.double() - kac_velocity(t, k, a, c)).abs()[inner] / c
     assert float(err.max()) < 1e-5
+
+
+# -- a Kac path drawing another law of K(t) (the authors' sampler before its fix) ------------
+
+
+def _noise_at(path, t: float, n: int, seed: int = 0):
+    x0 = torch.zeros(n, 2)
+    tt = torch.full((n,), t)
+    xt, target = path.draw(tt, x0, torch.Generator().manual_seed(seed))
+    return xt, target
+
+
+@pytest.mark.parametrize(("a", "c", "t"), [(25.0, 5.0, 0.3), (4.0, 2.0, 2.0)])
+def test_noise_law_sets_the_law_and_keeps_the_exact_target(a, c, t):
+    from kacnb.theory.prefix_law import exact_law, prefix_law, prefix_second_moment
+
+    kac, n = Kac(a, c), 40_000
+    for law in (prefix_law(a, c), exact_law(a, c), None):
+        path = KacPath(kac, noise_law=law)
+        xt, target = _noise_at(path, t, n)
+        assert xt.dtype == target.dtype == torch.float32
+        w = 1.0 if law is None else law.even_weight
+        want = float(prefix_second_moment(t, a, c, w))
+        k2 = xt.double().pow(2).flatten()
+        se = float(k2.std()) / math.sqrt(k2.numel())
+        assert abs(float(k2.mean()) - want) < 4 * se, (law, float(k2.mean()), want)
+        # the target is the exact velocity [41] of the drawn noise; atoms move at +-c
+        ref = kac.velocity(torch.full_like(xt.double(), t), xt.double()).float()
+        atoms = xt.abs() == torch.tensor(c * t, dtype=torch.float32)
+        assert torch.equal(target[atoms].abs(), torch.full_like(target[atoms], c))
+        assert torch.allclose(target[~atoms], ref[~atoms], rtol=1e-4, atol=1e-5)
+    # the pre-fix law is narrower: its second moment is below the exact one by many errors
+    exact_m = float(prefix_second_moment(t, a, c, 1.0))
+    pre = _noise_at(KacPath(kac, noise_law=prefix_law(a, c)), t, n, seed=1)[0].double().pow(2)
+    assert float(pre.mean()) < exact_m - 5 * float(pre.std()) / math.sqrt(pre.numel())
+
+
+def test_noise_law_of_another_pair_is_refused():
+    from kacnb.theory.prefix_law import prefix_law
+
+    with pytest.raises(ValueError, match="another pair"):
+        KacPath(Kac(25.0, 5.0), noise_law=prefix_law(64.0, 8.0))
+    assert "noise_law=ParityWeightedLaw" in repr(
+        KacPath(Kac(25.0, 5.0), noise_law=prefix_law(25, 5))
+    )

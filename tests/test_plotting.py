@@ -18,8 +18,8 @@ from matplotlib.animation import FuncAnimation  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from kacnb import plotting  # noqa: E402
-from kacnb.plotting import GENERATED, GROUND_TRUTH, save_animation, scatter_with_zoom  # noqa: E402
+from kacnb.collection import plotting  # noqa: E402
+from kacnb.collection.plotting import GENERATED, GROUND_TRUTH, save_animation, scatter_with_zoom  # noqa: E402
 
 
 def test_scatter_with_zoom_draws_both_sets_and_an_inset_on_the_square():

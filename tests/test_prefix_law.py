@@ -1,4 +1,4 @@
-"""The law of the authors' pre-fix Kac sampler (kacnb.prefix_law), notebook 02 section 8.
+"""The law of the authors' pre-fix Kac sampler (kacnb.theory.prefix_law), notebook 02 section 8.
 
 References are independent of the code under test: scipy quadrature of the unscaled Bessel
 formula, the Poisson-Beta series of the law (scipy's beta and Poisson laws, no Bessel
@@ -17,10 +17,10 @@ import scipy.special as sp
 import scipy.stats as st
 import torch
 
-from kacnb import prefix_law as pl
-from kacnb.kac import kac_density, kac_sample, kac_velocity
-from kacnb.stats import kac_variance, kolmogorov_pvalue, ks_distance, snap_atoms
-from kacnb.telegraph import continuity_residual
+from kacnb.theory import prefix_law as pl
+from kacnb.theory.kac import kac_density, kac_sample, kac_velocity
+from kacnb.theory.stats import kac_variance, kolmogorov_pvalue, ks_distance, snap_atoms
+from kacnb.theory.telegraph import continuity_residual
 
 F64 = torch.float64
 CASES = [(25.0, 5.0, 0.08), (9.0, 3.0, 0.5), (1600.0, 10.0, 0.002), (64.0, 8.0, 1.0)]

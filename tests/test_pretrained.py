@@ -8,8 +8,9 @@ import pickle
 import pytest
 import torch
 
-from kacnb import gmm2d, pretrained
-from kacnb.metrics import grid_mixture
+from kacnb.cfm import pretrained
+from kacnb.cfm.metrics import grid_mixture
+from kacnb.experiments import gmm2d
 
 
 @pytest.fixture(scope="module")

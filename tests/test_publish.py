@@ -1,6 +1,6 @@
 """Publishing a run is one transaction; what a run says at its end is what happened.
 
-``kacnb.runner.publish`` replaces the executed notebook, figures, metrics, run record and
+``kacnb.collection.runner.publish`` replaces the executed notebook, figures, metrics, run record and
 weights bundle all together or not at all; every test here fails one step of it (a copy, a
 hard link, a rename, the journal) or the disk, and checks that the published files are
 entirely the old ones or entirely the new ones, with nothing left beside them.  The
@@ -22,8 +22,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kacnb import cli, pretrained, runner
-from kacnb.registry import NOTEBOOKS, FigureSpec, NotebookSpec
+from kacnb.cfm import pretrained
+from kacnb.collection import cli, runner
+from kacnb.collection.registry import NOTEBOOKS, FigureSpec, NotebookSpec
 
 FIXTURE = NotebookSpec(
     99, "99_fixture", "Fixture notebook", (FigureSpec("fig99_fixture", None, "fixture"),)
@@ -234,7 +235,7 @@ def test_without_hard_links_a_failing_rename_leaves_the_old_files(tmp_path, monk
 _KILLED_AT = """
 import json, os, sys
 from pathlib import Path
-from kacnb import runner
+from kacnb.collection import runner
 files = {Path(t): Path(s) for t, s in json.loads(sys.argv[1]).items()}
 real, calls = os.replace, []
 def replace(src, dst):
@@ -497,7 +498,7 @@ def test_pretrained_weights_run_publishes_only_with_publish(tmp_path, capsys, no
 def test_notebook_04_saves_a_bundle_only_for_a_paper_training_of_the_papers_models(
     profile, loaded, pairs, expected
 ):
-    from kacnb.gmm2d import PAPER_PAIRS
+    from kacnb.experiments.gmm2d import PAPER_PAIRS
 
     assert pretrained.writes_bundle(profile, loaded, pairs, PAPER_PAIRS) is expected
     assert pretrained.run_dir("figs") == Path("figs") / pretrained.RUN_SUBDIR

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from kacnb import report
-from kacnb.registry import NOTEBOOKS
+from kacnb.collection.registry import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 They use the fixture notebook ``tests/fixtures/99_fixture.py`` in a temporary repository
 layout (``<tmp>/notebooks``, ``<tmp>/figures``, ``<tmp>/tests/golden``) registered through the
-``entries`` argument of ``kacnb.cli.main``; the real list of notebooks is left alone.
+``entries`` argument of ``kacnb.collection.cli.main``; the real list of notebooks is left alone.
 """
 
 from __future__ import annotations
@@ -21,9 +21,15 @@ import nbformat
 import pytest
 import torch
 
-from kacnb import cli, plotting, runtime
-from kacnb.registry import NOTEBOOKS, FigureSpec, NotebookSpec, Registry, UnknownNotebookError
-from kacnb.runner import GOLDEN_PARAMETERS, clean_notebook, in_sync, to_percent
+from kacnb.collection import cli, plotting, runtime
+from kacnb.collection.registry import (
+    NOTEBOOKS,
+    FigureSpec,
+    NotebookSpec,
+    Registry,
+    UnknownNotebookError,
+)
+from kacnb.collection.runner import GOLDEN_PARAMETERS, clean_notebook, in_sync, to_percent
 
 matplotlib.use("Agg")
 
@@ -248,7 +254,7 @@ def test_run_writes_figures_and_record(ran):
 def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path, monkeypatch):
     # a copy of the tree on a rented machine has no .git; the tool that made the copy
     # names the commit, and "modified" stays unknown
-    from kacnb.provenance import git_state
+    from kacnb.collection.provenance import git_state
 
     monkeypatch.delenv("KACNB_SOURCE_COMMIT", raising=False)
     assert git_state(tmp_path) == (None, None)
@@ -415,7 +421,7 @@ def test_dead_kernel_message_shows_the_kernels_stderr(tmp_path, capsys):
 
 
 def test_output_lock_refuses_a_second_run_and_takes_over_a_stale_one(tmp_path):
-    from kacnb.runner import OutputLocked, output_lock
+    from kacnb.collection.runner import OutputLocked, output_lock
 
     output = tmp_path / "nb" / "99_fixture.ipynb"
     with output_lock(output) as lock:
@@ -437,7 +443,7 @@ def test_output_lock_refuses_a_second_run_and_takes_over_a_stale_one(tmp_path):
 
 
 def test_cli_reports_a_locked_output(tmp_path, capsys):
-    from kacnb.runner import output_lock
+    from kacnb.collection.runner import output_lock
 
     nb_dir = make_repo(tmp_path)
     with output_lock(nb_dir / "99_fixture.ipynb"):
@@ -451,7 +457,7 @@ def test_cli_reports_a_locked_output(tmp_path, capsys):
 def test_a_signal_while_publishing_takes_effect_once_everything_is_in_place(signame):
     import signal
 
-    from kacnb.runner import Interrupted, _signals_deferred, sigterm_interrupts
+    from kacnb.collection.runner import Interrupted, _signals_deferred, sigterm_interrupts
 
     signum = getattr(signal, signame)
     steps = []
@@ -469,7 +475,7 @@ def test_a_signal_while_publishing_takes_effect_once_everything_is_in_place(sign
 
 
 def test_write_text_atomic_uses_unique_temporary_files(tmp_path, monkeypatch):
-    from kacnb import runner
+    from kacnb.collection import runner
 
     target = tmp_path / "runs" / "x.json"
     runner.write_text_atomic(target, "one\n")
@@ -491,8 +497,8 @@ def test_write_text_atomic_uses_unique_temporary_files(tmp_path, monkeypatch):
 SLOW_PY = Path(__file__).resolve().parent / "fixtures" / "97_slow.py"
 _SLOW_MAIN = """
 import sys
-from kacnb import cli
-from kacnb.registry import NOTEBOOKS, FigureSpec, NotebookSpec
+from kacnb.collection import cli
+from kacnb.collection.registry import NOTEBOOKS, FigureSpec, NotebookSpec
 SLOW = NotebookSpec(97, "97_slow", "Slow fixture", (FigureSpec("fig97_slow", None, "fixture"),))
 sys.exit(cli.main(sys.argv[1:], entries=NOTEBOOKS + (SLOW,)))
 """
@@ -696,7 +702,7 @@ def test_clean_notebook_strips_papermill_clutter():
 
 
 # --------------------------------------------------------------------------------------------
-# kacnb.runtime and kacnb.plotting
+# kacnb.collection.runtime and kacnb.collection.plotting
 
 
 def test_pick():
@@ -777,9 +783,9 @@ def test_time_limit_fixture_is_canonical_percent_text():
 
 
 def test_time_limit_stops_publishes_nothing_and_the_rerun_resumes(tmp_path, capsys):
-    from kacnb.runner import DEADLINE_ENV, TIME_LIMIT_ENAME
-    from kacnb.train import DEADLINE_ENV as TRAIN_ENV
-    from kacnb.train import TimeLimitReached
+    from kacnb.cfm.config import DEADLINE_ENV as TRAIN_ENV
+    from kacnb.cfm.train import TimeLimitReached
+    from kacnb.collection.runner import DEADLINE_ENV, TIME_LIMIT_ENAME
 
     assert (DEADLINE_ENV, TIME_LIMIT_ENAME) == (TRAIN_ENV, TimeLimitReached.__name__)
     nb_dir = tmp_path / "notebooks"
@@ -829,7 +835,7 @@ def test_time_limit_must_be_a_positive_number(tmp_path, capsys, value):
 def test_goldens_drop_image_outputs_and_keep_text():
     import nbformat
 
-    from kacnb.runner import without_images
+    from kacnb.collection.runner import without_images
 
     cell = nbformat.v4.new_code_cell("plot()")
     cell.outputs = [

@@ -1,11 +1,12 @@
-"""Thread policy of kacnb.runtime: KACNB_THREADS overrides, smoke defaults to one thread."""
+"""Thread policy of kacnb.collection.runtime: KACNB_THREADS overrides, smoke defaults to one
+thread."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from kacnb import runtime
+from kacnb.collection import runtime
 
 
 def test_thread_count_policy(monkeypatch):

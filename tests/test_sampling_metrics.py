@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from kacnb.metrics import (
+from kacnb.cfm.metrics import (
     GaussianMixture,
     grid_mixture,
     mode_coverage,
@@ -15,7 +15,7 @@ from kacnb.metrics import (
     nll,
     wasserstein2,
 )
-from kacnb.sampling import integrate
+from kacnb.cfm.sampling import integrate
 
 F64 = torch.float64
 
@@ -101,7 +101,7 @@ def test_w2_of_a_translation_is_its_length():
 
 
 def test_frechet_distance_matches_gaussian_closed_forms():
-    from kacnb.metrics import frechet_distance
+    from kacnb.cfm.metrics import frechet_distance
 
     g = torch.Generator().manual_seed(4)
     z1 = torch.randn(200_000, 3, generator=g, dtype=F64)
@@ -143,7 +143,7 @@ def test_metrics_of_an_empty_sample_are_refused_not_nan():
 
 
 def test_frechet_distance_needs_two_rows_per_set():
-    from kacnb.metrics import frechet_distance
+    from kacnb.cfm.metrics import frechet_distance
 
     with pytest.raises(ValueError, match="at least 2 rows each .* got 1 and 5"):
         frechet_distance(torch.zeros(1, 3), torch.randn(5, 3))
@@ -179,7 +179,7 @@ def test_integrate_refuses_an_empty_or_non_finite_start_and_zero_tolerances():
 
 
 def test_integrate_with_a_non_finite_field_says_so():
-    from kacnb.sampling import SolverFailed
+    from kacnb.cfm.sampling import SolverFailed
 
     with pytest.raises(SolverFailed, match="step size underflowed .* non-finite values"):
         integrate(lambda t, x: x * math.nan, torch.ones(3, 2), 1.0)
@@ -188,7 +188,7 @@ def test_integrate_with_a_non_finite_field_says_so():
 
 
 def test_integrate_stops_a_stiff_solve_at_max_nfe():
-    from kacnb.sampling import MAX_NFE, SolverFailed
+    from kacnb.cfm.sampling import MAX_NFE, SolverFailed
 
     def stiff(t, x):  # oscillates on a time scale of 1e-6: dopri5 needs ~10^6 steps
         return 1e6 * torch.sin(1e6 * t[:, None] * x)

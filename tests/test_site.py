@@ -1,4 +1,4 @@
-"""``kacnb site``: the static HTML book of the executed notebooks (kacnb.site).
+"""``kacnb site``: the static HTML book of the executed notebooks (kacnb.collection.site).
 
 The first tests use a small collection in a temporary folder and need neither Sphinx nor a
 browser: what the pages are made of (verdict tables, the README's figure tables, the numbered
@@ -31,9 +31,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kacnb import cli, site
-from kacnb.plotting import FIGURE_KEY
-from kacnb.registry import NOTEBOOKS, FigureSpec, NotebookSpec, Registry
+from kacnb.collection import cli, site
+from kacnb.collection.plotting import FIGURE_KEY
+from kacnb.collection.registry import NOTEBOOKS, FigureSpec, NotebookSpec, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "site"
@@ -61,7 +61,8 @@ SPEC = NotebookSpec(
 
 
 def _inline_image(name: str | None) -> nbformat.NotebookNode:
-    """An inline PNG output as ``kacnb.plotting.save_figure`` shows it (None: another image)."""
+    """An inline PNG output as ``kacnb.collection.plotting.save_figure`` shows it (None: another
+    image)."""
     metadata = {FIGURE_KEY: name} if name else {}
     data = {"image/png": base64.b64encode(PNG_1x1).decode("ascii")}
     return nbformat.v4.new_output("display_data", data=data, metadata=metadata)
@@ -309,14 +310,17 @@ def test_stage_writes_the_sphinx_source(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (tmp_path / "c" / "docs" / "report.md").write_text("# Report\n")
+    (tmp_path / "c" / "docs" / "architecture.md").write_text("# Architecture\n")
     site.stage(reg, src)
     names = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()}
     expected = {"conf.py", "index.md", "02_kac_1d.ipynb", "paper-notes.md", "report.md"}
+    expected |= {"architecture.md"}
     expected |= {"figures/nb02_paths.png", "figures/fig09_demo.png", "_static/site.css"}
     expected |= {"_static/thumbs/02_kac_1d.png"}
     assert expected <= names
     index = (src / "index.md").read_text()
     assert "[reproducibility report](report.md)" in index
+    assert "[architecture](architecture.md)" in index
 
 
 def test_stage_copies_only_the_figures_no_cell_shows(tmp_path):

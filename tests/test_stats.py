@@ -1,4 +1,4 @@
-"""Tests for kacnb.stats: KS distances with atoms, tabulated laws and histogram errors.
+"""Tests for kacnb.theory.stats: KS distances with atoms, tabulated laws and histogram errors.
 
 References are independent of the code under test: scipy's KS test, brute-force suprema on
 dense grids, scipy quadrature of the Kac density [30-31], binomial sums, closed forms.
@@ -14,8 +14,8 @@ import scipy.integrate as si
 import scipy.stats as st
 import torch
 
-from kacnb import Kac
-from kacnb.stats import (
+from kacnb.theory.kac import Kac
+from kacnb.theory.stats import (
     TabulatedLaw,
     agrees,
     bin_probabilities,
@@ -123,7 +123,7 @@ def test_histogram_density_and_bin_probabilities():
 def test_expected_histogram_l1_is_exact():
     """de Moivre's mean absolute deviation equals the binomial sum; the Monte-Carlo average
     of the histogram L1 error matches the predicted expectation."""
-    from kacnb.stats import _binomial_mad
+    from kacnb.theory.stats import _binomial_mad
 
     n = 50
     for p in (0.003, 0.1, 0.37, 0.5, 0.9):

@@ -1,5 +1,5 @@
 """Choosing the training-step variant: fastest among those whose one-step gradient matches fp32
-eager (`kacnb.step_variants`). The choice logic runs on scripted measurements (no timed unit
+eager (`kacnb.cfm.step_variants`). The choice logic runs on scripted measurements (no timed unit
 tests); the gradient check runs for real on a tiny U-Net."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kacnb import step_variants as sv
+from kacnb.cfm import step_variants as sv
 
 TINY = {"base": 8, "levels": 2, "blocks": 1}
 

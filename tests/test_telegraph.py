@@ -1,4 +1,4 @@
-"""Tests for kacnb.telegraph: the telegrapher's equation and the law of X_0 + K(t).
+"""Tests for kacnb.theory.telegraph: the telegrapher's equation and the law of X_0 + K(t).
 
 Each test asserts a mathematical fact (paper Section 4): the PDE solution is the density
 of X_0 + K(t) (Thm 1, Prop 5), the law of K(t) has total mass 1 [30-31], and the telegraph
@@ -12,8 +12,8 @@ import math
 import pytest
 import torch
 
-from kacnb import Kac
-from kacnb.telegraph import (
+from kacnb.theory.kac import Kac
+from kacnb.theory.telegraph import (
     GaussianMixture1D,
     continuity_residual,
     convolved_density,
@@ -323,7 +323,7 @@ def test_mass_outside_counts_only_the_outer_grid_points():
 def test_a_solve_beyond_max_steps_is_refused_before_running():
     import time
 
-    from kacnb.telegraph import MAX_STEPS
+    from kacnb.theory.telegraph import MAX_STEPS
 
     x = grid(3.0, 0.05)
     f = F0(x)

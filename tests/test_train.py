@@ -8,18 +8,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-import kacnb.train as train_module
-from kacnb.kac import Kac
-from kacnb.models import MLP
-from kacnb.paths import DiffusionPath, KacPath
-from kacnb.train import (
-    DEADLINE_ENV,
-    TimeLimitReached,
-    TrainConfig,
-    checkpoint_dir,
-    checkpoint_file,
-    train,
-)
+import kacnb.cfm.train as train_module
+from kacnb.cfm.config import DEADLINE_ENV, TrainConfig
+from kacnb.cfm.models import MLP
+from kacnb.cfm.paths import DiffusionPath, KacPath
+from kacnb.cfm.train import TimeLimitReached, checkpoint_dir, checkpoint_file, train
+from kacnb.theory.kac import Kac
 
 
 def one_mode(n, gen):
@@ -203,7 +197,7 @@ class _RunsCode:
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     import pickle
 
-    from kacnb.train import CheckpointError
+    from kacnb.cfm.train import CheckpointError
 
     ckpt = tmp_path / "run.pt"
     torch.save({"model": _RunsCode(), "step": 1}, ckpt)
@@ -220,7 +214,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "not_a_checkpoint"])
 def test_a_corrupt_checkpoint_is_named_in_the_error(tmp_path, damage):
-    from kacnb.train import CheckpointError
+    from kacnb.cfm.train import CheckpointError
 
     ckpt, cfg = _write_checkpoint(tmp_path)
     data = ckpt.read_bytes()
@@ -239,7 +233,7 @@ def test_a_corrupt_checkpoint_is_named_in_the_error(tmp_path, damage):
 
 @pytest.mark.filterwarnings("ignore:for net:UserWarning")
 def test_resumed_generator_state_is_a_cpu_byte_tensor_whatever_the_device(tmp_path, monkeypatch):
-    from kacnb.train import _generator, _new_run
+    from kacnb.cfm.train import _generator, _new_run
 
     ckpt, cfg = _write_checkpoint(tmp_path)
     real_load = torch.load
@@ -302,7 +296,7 @@ def test_bad_training_settings(tmp_path, field, value, message):
 
 
 def test_a_non_finite_loss_stops_training_naming_the_step(tmp_path):
-    from kacnb.train import NonFiniteLoss
+    from kacnb.cfm.train import NonFiniteLoss
 
     def nan_after_7(n, gen, calls={"n": 0}):  # noqa: B006 - a call counter
         calls["n"] += 1

@@ -21,10 +21,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kacnb.kac import Kac
-from kacnb.models import UNet
-from kacnb.paths import MeanRevertingKacPath
-from kacnb.train import TrainConfig, make_train_step
+from kacnb.cfm.config import TrainConfig
+from kacnb.cfm.models import UNet
+from kacnb.cfm.paths import MeanRevertingKacPath
+from kacnb.cfm.train import make_train_step
+from kacnb.theory.kac import Kac
 
 BATCH = 8
 ARCH = {"base": 8, "levels": 2, "blocks": 1}

@@ -1,4 +1,5 @@
-"""The exact diffusion field of the mixture (kacnb.truncation) solves the continuity equation
+"""The exact diffusion field of the mixture (kacnb.experiments.truncation) solves the continuity
+equation
 and behaves as the truncation study says."""
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ import math
 
 import torch
 
-from kacnb.metrics import GaussianMixture, grid_mixture
-from kacnb.truncation import diffusion_velocity, truncation_study
+from kacnb.cfm.metrics import GaussianMixture, grid_mixture
+from kacnb.experiments.truncation import diffusion_velocity, truncation_study
 
 F64 = torch.float64
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 
-from kacnb.numtext import split_numbers
+from kacnb.collection.numtext import split_numbers
 
 __all__ = ["MARKER", "Tolerance", "parse_marker", "compare_text"]
 

@@ -26,7 +26,7 @@ command until the notebook is done (for machines without a per-command limit).
 
 ``--commit`` names the commit the copy was made from: the machine's copy of the tree has no
 ``.git``, so the run record would otherwise say ``git_commit: null``. It is passed to
-``kacnb run`` as ``KACNB_SOURCE_COMMIT`` (see ``kacnb.provenance.git_state``).
+``kacnb run`` as ``KACNB_SOURCE_COMMIT`` (see ``kacnb.collection.provenance.git_state``).
 
 Notebook 05 on CUDA trains with bf16 autocast, channels_last and ``torch.compile`` only if
 that step's gradients agree with fp32 eager on the device (relative error below
@@ -58,8 +58,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # kacnb from this copy (a lent machine has it uninstalled)
-from kacnb.pretrained import RUN_SUBDIR  # noqa: E402
-from kacnb.provenance import git_state  # noqa: E402 (torch only, no notebook tools)
+from kacnb.cfm.pretrained import RUN_SUBDIR  # noqa: E402
+from kacnb.collection.provenance import git_state  # noqa: E402 (torch only, no notebook tools)
 
 #: The notebooks this tool runs, by number.
 NOTEBOOKS = {"04": "04_cfm_gmm_2d", "05": "05_mnist"}

@@ -100,7 +100,7 @@ def count_flops(base: int, levels: int, blocks: int, batch: int) -> tuple[float,
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from kacnb.models import UNet
+    from kacnb.cfm.models import UNet
 
     model = UNet(channels=1, base=base, levels=levels, blocks=blocks).to("meta")
     x = torch.zeros(batch, 1, 28, 28, device="meta")

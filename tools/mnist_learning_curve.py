@@ -5,10 +5,11 @@ and (1, 1), each for T = 1 and T = 5), train from scratch and score the EMA weig
 training times (``--score-at``, seconds; default up to 30 minutes): 256 digits generated with
 100 explicit Euler steps (the authors' MNIST script integrates over 100 time points) from the
 same latents each time, scored by the Frechet distance (FD) in the classifier's feature space,
-the share of confidently classified digits and the label coverage (`kacnb.learning_curve`).
+the share of confidently classified digits and the label coverage
+(`kacnb.experiments.learning_curve`).
 
 **Speed and time.** Before the first curve of a configuration, the fastest training-step
-variant whose gradient matches fp32 (`kacnb.step_variants.choose`: fp32 eager or bf16 autocast
+variant whose gradient matches fp32 (`kacnb.cfm.step_variants.choose`: fp32 eager or bf16 autocast
 with channels_last on a CPU) and its speed in optimiser steps per second are measured once, on
 the machine as it is then (run it idle: the record keeps the load average). A point's
 ``train_s`` is its step count divided by that speed, the training time on the idle machine, so
@@ -40,7 +41,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kacnb.provenance import device_name, git_state
+from kacnb.collection.provenance import device_name, git_state
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "figures" / "runs" / "05_learning_curve_long.json"
@@ -82,8 +83,8 @@ def _speed(name, data, device) -> dict:
     """The step variant chosen for a configuration and its optimiser steps per second."""
     import torch
 
-    from kacnb import step_variants
-    from kacnb.mnist_exp import MnistModel, train_model
+    from kacnb.cfm import step_variants
+    from kacnb.experiments.mnist_exp import MnistModel, train_model
 
     c = CONFIGS[name]
     unet = {k: c[k] for k in ("base", "levels", "blocks")}
@@ -143,11 +144,12 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from kacnb.classifier import features
-    from kacnb.data import DataError, mnist
-    from kacnb.learning_curve import Curve, CurvePoint, QualityProbe, measure
-    from kacnb.metrics import frechet_distance
-    from kacnb.mnist_exp import (
+    from kacnb.cfm.metrics import frechet_distance
+    from kacnb.cfm.train import TimeLimitReached
+    from kacnb.experiments.classifier import features
+    from kacnb.experiments.data import DataError, mnist
+    from kacnb.experiments.learning_curve import Curve, CurvePoint, QualityProbe, measure
+    from kacnb.experiments.mnist_exp import (
         MnistModel,
         checkpoint_dir,
         checkpoint_step,
@@ -155,7 +157,6 @@ def main(argv=None) -> dict:
         image_sampler,
         model_checkpoint,
     )
-    from kacnb.train import TimeLimitReached
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from kacnb.registry import NOTEBOOKS, NotebookSpec  # noqa: E402
+from kacnb.collection.registry import NOTEBOOKS, NotebookSpec  # noqa: E402
 
 PAPER = (
     "R. Duong, J. Chemseddine, P. K. Friz, G. Steidl, *Telegrapher's Generative Model via "

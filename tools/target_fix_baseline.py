@@ -20,8 +20,8 @@ import time
 
 import torch
 
-from kacnb import gmm2d
-from kacnb.metrics import grid_mixture
+from kacnb.cfm.metrics import grid_mixture
+from kacnb.experiments import gmm2d
 
 RADII = (5e-4, 5e-3, 0.05)
 

@@ -1,0 +1,220 @@
+"""Pretrained weights of notebook 04: save, verify and load (no code execution on load).
+
+A bundle is two files in ``pretrained/``: ``<name>.pt`` holds, per model key, the selected
+(best validation NLL) weights of the :class:`~kacnb.cfm.models.MLP`, its validation curve and a
+block-averaged loss curve; ``<name>.json`` holds the training settings, the run's provenance
+and the SHA-256 of the ``.pt`` file. :func:`load_bundle` checks the checksum before reading
+and reads with ``torch.load(weights_only=True)``, which refuses pickled code.
+
+Notebook 04 never writes ``pretrained/`` itself: a paper-profile training run of the paper's
+models (:func:`writes_bundle`) saves its bundle in its own output folder, :func:`run_dir` of
+its ``figures_dir``, and ``kacnb run`` publishes it to ``pretrained/`` only in a publishing
+run of the paper profile, with the run's other outputs (``kacnb.collection.runner.publish``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .._root import PROJECT_ROOT
+from .models import MLP
+
+__all__ = [
+    "BundleError",
+    "save_bundle",
+    "load_bundle",
+    "sha256",
+    "loss_curve",
+    "default_dir",
+    "run_dir",
+    "writes_bundle",
+    "RUN_SUBDIR",
+]
+
+FORMAT = 1
+#: Sub-folder of a run's figures folder where a notebook leaves its bundle for the runner.
+RUN_SUBDIR = "pretrained"
+
+
+class BundleError(RuntimeError):
+    """A pretrained bundle is missing, altered or of another format."""
+
+
+def default_dir() -> Path:
+    """``<repository root>/pretrained`` (committed)."""
+    return PROJECT_ROOT / "pretrained"
+
+
+def run_dir(figures_dir: str | os.PathLike) -> Path:
+    """Where a run leaves its bundle: ``<figures_dir>/pretrained`` (the runner moves it to
+    :func:`default_dir` only when the run publishes the paper profile)."""
+    return Path(figures_dir) / RUN_SUBDIR
+
+
+def writes_bundle(profile: str, loaded: bool, pairs, paper_pairs) -> bool:
+    """Whether a run of notebook 04 saves a bundle: it trained (``loaded`` is false) at the
+    paper profile, and its Kac ``pairs`` (``None``: the paper's) are the ``paper_pairs``."""
+    if profile != "paper" or loaded:
+        return False
+    return pairs is None or {tuple(p) for p in pairs} == {tuple(p) for p in paper_pairs}
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def loss_curve(losses: torch.Tensor, points: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block means of a per-iteration loss (N,): ``(iterations, means)``, about ``points`` each.
+
+    ``iterations`` are the block centres (1-based iteration numbers, float64).
+    """
+    n = losses.numel()
+    block = max(1, n // points)
+    m = (n // block) * block
+    means = losses[:m].double().reshape(-1, block).mean(1)
+    centres = torch.arange(means.numel(), dtype=torch.float64) * block + (block + 1) / 2
+    return centres, means
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: dict) -> Path:
+    """Write ``<directory>/<name>.pt`` and ``.json`` from ``{key: gmm2d.Trained}``.
+
+    ``info`` (JSON-serialisable: settings, profile, device, commit, wall time) goes into the
+    ``.json`` with the checksum. Returns the ``.json`` path.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "models": {}}
+    shapes = {}
+    for key, tr in trained.items():
+        res = tr.result
+        it, mean = loss_curve(res.losses)
+        payload["models"][key] = {
+            "state": {
+                k: v.detach().cpu().float().clone() for k, v in tr.model.state_dict().items()
+            },
+            "best_step": int(res.best_step) if res.best_step is not None else -1,
+            "best_value": float(res.best_value) if res.best_value is not None else float("nan"),
+            "validation": torch.tensor(res.validation, dtype=torch.float64),
+            "loss_iterations": it,
+            "loss_means": mean,
+            "iterations": int(res.losses.numel()),
+        }
+        shapes[key] = {"width": tr.settings.get("width"), "depth": tr.settings.get("depth")}
+    pt = directory / f"{name}.pt"
+    _atomic_write(pt, lambda tmp: torch.save(payload, tmp))
+    meta = {"format": FORMAT, "file": pt.name, "sha256": sha256(pt), "models": shapes, **info}
+    js = directory / f"{name}.json"
+    _atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1) + "\n"))
+    return js
+
+
+#: Largest MLP width and depth a bundle's ``.json`` may name (the shipped models are 256
+#: wide, 3 deep); larger values are refused before any weights are allocated.
+MAX_WIDTH = 4096
+MAX_DEPTH = 16
+
+
+def _read_info(js: Path) -> dict:
+    """The ``.json`` of a bundle, checked: an object of this :data:`FORMAT` with a SHA-256
+    and, per model key, an integer ``width`` in [1, MAX_WIDTH] and ``depth`` in
+    [1, MAX_DEPTH]. Raises :class:`BundleError` naming the file and what is wrong."""
+    try:
+        info = json.loads(js.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{js.name}: not readable JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise BundleError(f"{js.name}: expected a JSON object, got {type(info).__name__}")
+    if info.get("format") != FORMAT:
+        raise BundleError(f"{js.name}: format {info.get('format')!r}, expected {FORMAT}")
+    if not isinstance(info.get("sha256"), str):
+        raise BundleError(f"{js.name}: no SHA-256 of the weights file")
+    models = info.get("models")
+    if not isinstance(models, dict) or not models:
+        raise BundleError(f"{js.name}: no table of models (key -> width and depth)")
+    for key, shape in models.items():
+        if not isinstance(shape, dict):
+            raise BundleError(f"{js.name}: model {key}: expected width and depth, got {shape!r}")
+        for field, limit in (("width", MAX_WIDTH), ("depth", MAX_DEPTH)):
+            value = shape.get(field)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+                raise BundleError(
+                    f"{js.name}: model {key}: {field} must be an integer from 1 to {limit}, "
+                    f"got {value!r}"
+                )
+    return info
+
+
+def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[dict, dict]:
+    """Verify and read a bundle: ``({key: entry}, info)``.
+
+    Each entry has ``model`` (an :class:`MLP` in eval mode, no gradients), ``best_step``,
+    ``best_value``, ``validation`` [(iteration, NLL)], ``loss_curve`` (iterations, means)
+    and ``iterations``. Raises :class:`BundleError` naming the file when it is missing, its
+    ``.json`` is malformed or names an MLP beyond :data:`MAX_WIDTH`/:data:`MAX_DEPTH`, its
+    checksum differs from the ``.json``, or it holds anything but tensors and numbers.
+    """
+    directory = Path(directory)
+    js, pt = directory / f"{name}.json", directory / f"{name}.pt"
+    if not js.exists() or not pt.exists():
+        raise BundleError(f"pretrained bundle {name!r} not found in {directory}")
+    info = _read_info(js)
+    digest = sha256(pt)
+    if digest != info.get("sha256"):
+        raise BundleError(
+            f"{pt.name}: SHA-256 {digest[:16]}... does not match {js.name} "
+            f"({str(info.get('sha256'))[:16]}...): the file was altered or truncated"
+        )
+    try:
+        payload = torch.load(pt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError for anything but plain data
+        raise BundleError(f"{pt.name}: refused to load ({type(exc).__name__}: {exc})") from None
+    models = payload.get("models") if isinstance(payload, dict) else None
+    if not isinstance(models, dict):
+        raise BundleError(f"{pt.name}: no table of models")
+    missing = sorted(set(models) - set(info["models"]))
+    if missing:
+        raise BundleError(f"{js.name}: no width and depth for the models {', '.join(missing)}")
+    out = {}
+    for key, entry in models.items():
+        shape = info["models"][key]
+        model = MLP(dim=dim, width=shape["width"], depth=shape["depth"])
+        try:
+            model.load_state_dict(entry["state"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BundleError(
+                f"{pt.name}: the weights of {key} do not fit the MLP of width "
+                f"{shape['width']}, depth {shape['depth']} that {js.name} names ({first})"
+            ) from None
+        model.eval().requires_grad_(False)
+        out[key] = {
+            "model": model,
+            "best_step": entry["best_step"],
+            "best_value": entry["best_value"],
+            "validation": [(int(s), float(v)) for s, v in entry["validation"].tolist()],
+            "loss_curve": (entry["loss_iterations"], entry["loss_means"]),
+            "iterations": entry["iterations"],
+        }
+    return out, info

@@ -749,7 +749,7 @@ print(f"largest Kac speed bound c sqrt(2): {max(m.speed_bound for m in KAC_MODEL
 # (A record of a past measurement: the package before the fix is not part of this version.)
 
 # %%
-fix_record = Path(gmm2d.__file__).resolve().parent.parent / "figures/runs/04_target_fix.json"
+fix_record = gmm2d.TARGET_FIX_RECORD
 if fix_record.exists():
     fix = json.loads(fix_record.read_text())
     cols = ["coverage_5sigma", "coverage_50sigma", "coverage_0.05", "nearest", "max_speed", "nfe"]

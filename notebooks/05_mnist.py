@@ -819,7 +819,7 @@ else:
 long_record = learning_curve.load_record(learning_curve.LONG_RECORD)
 long_curves = [] if long_record is None else long_record["curves"]
 if not long_curves:
-    print(f"no finished long curve in {learning_curve.LONG_RECORD}")
+    print(f"no finished long curve in figures/runs/{learning_curve.LONG_RECORD.name}")
 else:
     long_models = list(dict.fromkeys(c.model for c in long_curves))
     long_configs = list(dict.fromkeys(c.name for c in long_curves))

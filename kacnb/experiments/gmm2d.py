@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from .._root import PROJECT_ROOT
 from ..cfm.config import TrainConfig
 from ..cfm.metrics import (
     GaussianMixture,
@@ -60,6 +61,7 @@ __all__ = [
     "train_model",
     "from_bundle",
     "PREFIX_PAIR",
+    "TARGET_FIX_RECORD",
     "prefix_model",
     "atom_shares",
     "exact_field_claims",
@@ -159,6 +161,9 @@ def baseline_model(T: float = 1.0, sigma: float = 1.0) -> ModelSpec:
         speed_bound=None,
     )
 
+
+#: The record of the training-target fix (``tools/target_fix_baseline.py``), shown by notebook 04.
+TARGET_FIX_RECORD = PROJECT_ROOT / "figures" / "runs" / "04_target_fix.json"
 
 #: The Kac pair trained on the pre-fix law in notebook 04 (docs/paper-notes.md, the authors'
 #: sampler before pull request #1).

@@ -41,6 +41,9 @@ checkpoints = None
 # The (a, c) pairs, each trained for T = 1 and T = 5 (None: the paper's five, (1, 1),
 # (25, 5), (100, 10), (225, 15), (900, 30)); other pairs are trained afresh.
 pairs = None
+# True: load the shipped weights of this profile (pretrained/05_mnist_<profile>.pt, the long
+# and paper profiles) instead of training; they are checked by SHA-256 before loading.
+pretrained = False
 # On a CUDA device the paper profile trains and samples with bf16 autocast, channels_last
 # and torch.compile (its "gpu" settings); False: plain float32 (e.g. when the gradient
 # check of benchmarks/bench_train_mnist.py fails on that device).
@@ -56,6 +59,7 @@ import numpy as np
 import torch
 
 from kacnb import report
+from kacnb.cfm import pretrained as shipped
 from kacnb.cfm.metrics import frechet_distance
 from kacnb.collection import params, runtime
 from kacnb.collection.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
@@ -66,16 +70,20 @@ from kacnb.experiments.mnist_exp import (
     CONFIDENT,
     IMAGE_SHAPE,
     PAIRS,
+    SHIPPED_PROFILES,
     BaselineModel,
+    bundle_name,
     checkpoint_dir,
     classifier_or_train,
     euler_steps,
     evaluate,
+    from_bundle,
     image_sampler,
     paper_models,
     run_summary,
     tile_images,
     train_model,
+    writes_bundle,
 )
 from kacnb.experiments.mnist_exp import claims as mnist_claims
 from kacnb.experiments.mnist_exp import sample_and_score as mnist_sample_and_score
@@ -127,6 +135,27 @@ SETTINGS = {
         "n_traj": 2,
         "gpu": None,
     },
+    "long": {
+        # hours of a 2-core CPU in the background (section 10): the learning curves' fastest
+        # configuration per CPU minute, 11 000 steps per model (27 minutes of training each,
+        # 5 hours for the eleven models); 100 Euler steps for T = 1 and, for T = 5, 500 (the
+        # same step) and 100 (the authors' count) as the variant of section 6
+        "n_train": None,
+        "n_clf": None,
+        "clf_epochs": 2,
+        "n_test": None,
+        "unet": {"base": 16, "levels": 2, "blocks": 1},
+        "steps": 11_000,
+        "batch": 32,
+        "lr": 2e-3,
+        "ema": 0.999,
+        "grad_clip": 1.0,
+        "n_samples": 256,
+        "euler_dt": 0.01,
+        "n_saved": 6,
+        "n_traj": 2,
+        "gpu": None,
+    },
     "paper": {
         # U-Net, batch, lr, ema, grad_clip and the 100 Euler steps of T = 1 follow the
         # authors' MNIST script (docs/paper-notes.md); steps do not (see the settings text)
@@ -154,6 +183,13 @@ if checkpoints is not None and not (isinstance(checkpoints, str) and checkpoints
         f"parameter checkpoints must be a folder name, e.g. checkpoints='ckpt'; got {checkpoints!r}"
     )
 fast = params.flag("gpu_fast", gpu_fast)
+pretrained = params.flag("pretrained", pretrained)
+if pretrained and (profile not in SHIPPED_PROFILES or pairs is not None):
+    raise params.ParameterError(
+        f"parameter pretrained=True loads the shipped weights of the "
+        f"{' and '.join(SHIPPED_PROFILES)} profiles for the paper's pairs; this run has "
+        f"profile={profile!r}" + ("" if pairs is None else " and its own pairs")
+    )
 gpu = dict(cfg["gpu"]) if fast and rt.device.type == "cuda" and cfg["gpu"] else {}
 train_settings = {
     **cfg["unet"],
@@ -164,7 +200,9 @@ sample_amp = gpu.get("amp")  # bf16 network evaluations on the GPU, float32 Eule
 if checkpoints is not None:
     ckpt_dir = checkpoints
 else:
-    ckpt_dir = None if profile == "smoke" else checkpoint_dir("05_mnist", profile)
+    # shipped weights are evaluated afresh: no cached samples or classifier
+    fresh = profile == "smoke" or pretrained
+    ckpt_dir = None if fresh else checkpoint_dir("05_mnist", profile)
 RUN_PAIRS = PAIRS if pairs is None else params.pairs("pairs", pairs, max_len=8)
 MODELS = paper_models(pairs=RUN_PAIRS)  # every pair for T = 1, then for T = 5
 # Euler steps per model: one step size T/N = euler_dt for both horizons.
@@ -195,6 +233,7 @@ def bare(ax):
 # |---|---|---|---|---|---|---|
 # | smoke (CI) | 8, 2, 1 | 3 × 16 | 2e-3 | 0.9 | 0.25 (4, 20) | 32 |
 # | quick (2-core CPU) | 16, 2, 1 (0.1 M weights) | 1704 × 32 | 2e-3 | 0.99 | 0.05 (20, 100) | 256 |
+# | long (2-core CPU, hours) | 16, 2, 1 | 11000 × 32 | 2e-3 | 0.999 | 0.01 (100, 500) | 256 |
 # | paper (GPU) | 64, 3, 2 (paper's, 10.7 M) | 10k × 128 | 5e-4 | 0.97 | 0.01 (100, 500) | 2000 |
 #
 # (lr: Adam's step size; Euler step: the step $T/N$ of the explicit Euler solver from $T$
@@ -388,11 +427,17 @@ print(f"FD floor, {half} test images (A) vs {half} (B): {fd_floor_all:.4g}")
 
 # %%
 BASELINE = BaselineModel(T=1.0)  # not in the paper: the rectified flow of section 7
-trained = {}
-for spec in [*MODELS, BASELINE]:
-    trained[spec.key] = train_model(
-        spec, image_sampler(train_x, rt.device), train_settings, rt.device, ckpt_dir, seed
-    )
+BUNDLE = bundle_name(profile)
+if pretrained:
+    entries, bundle_info = shipped.load_bundle(shipped.default_dir(), BUNDLE)
+    trained = from_bundle([*MODELS, BASELINE], entries, bundle_info)
+    print(f"loaded {BUNDLE} (SHA-256 checked): {bundle_info['run']}")
+else:
+    trained = {}
+    for spec in [*MODELS, BASELINE]:
+        trained[spec.key] = train_model(
+            spec, image_sampler(train_x, rt.device), train_settings, rt.device, ckpt_dir, seed
+        )
 timings["training"] = sum(tr.seconds for tr in trained.values())
 for spec in [*MODELS, BASELINE]:
     tr = trained[spec.key]
@@ -679,7 +724,11 @@ claims = mnist_claims(
     accuracy,
     baseline=(BASELINE.key, scores[BASELINE.key]),
 )
-scale = {"smoke": "regression check only", "quick": "small CPU models, indicative"}
+scale = {
+    "smoke": "regression check only",
+    "quick": "small CPU models, indicative",
+    "long": "small CPU models trained for hours (section 10 says how far that goes)",
+}
 print(f"profile {profile}: {scale.get(profile, 'the paper-sized setting')}")
 report.print_verdicts(claims)
 print(f"samples: {run_text(MODELS)}")
@@ -705,6 +754,16 @@ _ = report.write_metrics(
 
 # %%
 print({k: f"{v:.1f} s" for k, v in timings.items()})
+if figures_dir is not None and writes_bundle(profile, pretrained, pairs):
+    # the runner publishes it as pretrained/05_mnist_<profile>.pt with the run's outputs
+    run_info = (
+        f"{profile} profile, {cfg['steps']:,} steps per model, device {rt.device}, "
+        f"torch {torch.__version__}, seed {seed}"
+    )
+    bundle_json = shipped.save_bundle(
+        trained, shipped.run_dir(figures_dir), BUNDLE, {"settings": train_settings, "run": run_info}
+    )
+    print(f"wrote {bundle_json.name} and its weights")
 
 # %% [markdown]
 # **Reading the summary.** The first four rows are the paper's claims; only the `paper`

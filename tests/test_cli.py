@@ -83,6 +83,20 @@ def test_unknown_parameter_is_an_error_listing_the_valid_ones(nb_dir, capsys):
     ]
 
 
+def test_a_profile_a_notebook_lacks_is_refused_before_anything_runs(nb_dir, capsys):
+    long_nb = NotebookSpec(98, "98_long", "Long fixture", (), ("smoke", "quick", "long", "paper"))
+    shutil.copy(FIXTURES / "99_fixture.py", nb_dir / "98_long.py")
+    argv = ["run", "98", "99", "--profile", "long", "--notebooks-dir", nb_dir, "--no-progress"]
+    assert cli.main([str(a) for a in argv], entries=(*ENTRIES, long_nb)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "kacnb: error: profile 'long' is not a profile of 99_fixture (its profiles: smoke, "
+        "quick, paper); run only 98 with it"
+    ]
+    # the registry: only notebook 05 has the long profile
+    assert [s.label for s in NOTEBOOKS if "long" in s.profiles] == ["05"]
+
+
 def test_output_directory_that_is_a_file(nb_dir, tmp_path, capsys):
     (tmp_path / "a_file").write_text("x")
     for option in ("--output-dir", "--figures-dir"):

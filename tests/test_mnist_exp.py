@@ -285,3 +285,35 @@ def test_claims_for_a_readers_pairs_leave_out_what_they_cannot_test():
     assert "T=5 improves the larger pairs" in names
     assert rows[names.index("T=5 improves the larger pairs")]["threshold"] == ">= 2 of 2"
     assert rows[-1]["claim"] == "ours: classifier accuracy"
+
+
+def test_shipped_weights_round_trip_through_the_checked_bundle(tmp_path):
+    """A trained U-Net goes into a bundle and comes back as the same sampler (EMA weights,
+    step count, EMA decay); a bundle lacking a model is refused by name."""
+    from kacnb.cfm import pretrained
+    from kacnb.experiments import mnist_exp
+
+    settings = {"base": 8, "levels": 2, "blocks": 1, "steps": 3, "batch": 4,
+                "lr": 1e-3, "ema": 0.9, "grad_clip": 1.0}  # fmt: skip
+    images = torch.rand(16, 1, 28, 28) * 2 - 1
+    specs = [MnistModel(25.0, 5.0, 1.0), mnist_exp.BaselineModel(1.0)]
+    trained = {
+        s.key: train_model(s, image_sampler(images, "cpu"), settings, "cpu", None, 0, False)
+        for s in specs
+    }
+    name = mnist_exp.bundle_name("long")
+    pretrained.save_bundle(trained, tmp_path, name, {"settings": settings, "run": "test"})
+    entries, info = pretrained.load_bundle(tmp_path, name)
+    loaded = mnist_exp.from_bundle(specs, entries, info)
+    t = torch.full((2,), 0.5)
+    x = torch.linspace(-1, 1, 2 * 28 * 28).reshape(2, 1, 28, 28)
+    for s in specs:
+        assert loaded[s.key].weights == trained[s.key].weights == "EMA (0.9) weights at step 3"
+        with torch.no_grad():
+            torch.testing.assert_close(loaded[s.key].model(t, x), trained[s.key].model(t, x))
+    with pytest.raises(KeyError, match="a1_c1_T1"):
+        mnist_exp.from_bundle([MnistModel(1.0, 1.0, 1.0)], entries, info)
+    assert mnist_exp.writes_bundle("long", False, None)
+    assert not mnist_exp.writes_bundle("long", True, None)  # loaded: nothing new to ship
+    assert not mnist_exp.writes_bundle("quick", False, None)
+    assert not mnist_exp.writes_bundle("paper", False, [(4, 2)])  # a reader's own pairs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kacnb.cfm.models import MLP, UNet, sinusoidal_embedding
+from kacnb.cfm.models import MLP, UNet, architecture, build, sinusoidal_embedding
 
 
 @pytest.mark.parametrize("base,levels", [(16, 3), (8, 2)])
@@ -127,3 +127,84 @@ def test_mlp_architecture_is_checked_before_allocating():
     assert time.perf_counter() - start < 1.0
     net = MLP(dim=3, width=7, depth=2)
     assert sum(p.numel() for p in net.parameters()) == mlp_parameters(3, 7, 2)
+
+
+def _shapes(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: MLP(dim=3, width=5, depth=2), {"arch": "mlp", "dim": 3, "width": 5, "depth": 2}),
+        (lambda: MLP(), {"arch": "mlp", "dim": 2, "width": 256, "depth": 3}),
+        (
+            lambda: UNet(channels=2, base=8, levels=2, blocks=1),
+            {"arch": "unet", "channels": 2, "base": 8, "levels": 2, "blocks": 1},
+        ),
+        (
+            lambda: UNet(channels=1, base=16, levels=3, blocks=2),
+            {"arch": "unet", "channels": 1, "base": 16, "levels": 3, "blocks": 2},
+        ),
+    ],
+)
+def test_build_of_architecture_reproduces_the_parameter_shapes(make, expected):
+    torch.manual_seed(0)
+    model = make()
+    arch = architecture(model)
+    assert arch == expected
+    rebuilt = build(arch)
+    assert type(rebuilt) is type(model)
+    assert _shapes(rebuilt) == _shapes(model)
+    rebuilt.load_state_dict(model.state_dict())  # strict: same keys, same shapes
+
+
+def test_architecture_is_kept_out_of_the_state_dict():
+    """The stored constructor arguments are plain attributes: checkpoints keep their keys."""
+    assert list(MLP(dim=2, width=4, depth=2).state_dict()) == [
+        "net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias", "net.4.weight", "net.4.bias",
+    ]  # fmt: skip
+    assert not any(k.split(".")[-1] in {"channels", "base", "levels", "blocks"}
+                   for k in UNet(base=8, levels=1, blocks=1).state_dict())  # fmt: skip
+
+
+def test_architecture_refuses_other_modules():
+    with pytest.raises(TypeError, match="knows MLP and UNet, got Linear"):
+        architecture(torch.nn.Linear(2, 2))
+
+
+MLP_ARCH = {"arch": "mlp", "dim": 2, "width": 16, "depth": 2}
+UNET_ARCH = {"arch": "unet", "channels": 1, "base": 8, "levels": 2, "blocks": 1}
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [
+        ({**MLP_ARCH, "width": 4097}, r"^width must be an integer from 1 to 4096, got 4097$"),
+        ({**MLP_ARCH, "width": 0}, r"^width must be an integer from 1 to 4096, got 0$"),
+        ({**MLP_ARCH, "depth": 17}, r"^depth must be an integer from 1 to 16, got 17$"),
+        ({**MLP_ARCH, "dim": 65}, r"^dim must be an integer from 1 to 64, got 65$"),
+        ({**MLP_ARCH, "dim": True}, r"^dim must be an integer from 1 to 64, got True$"),
+        ({**MLP_ARCH, "width": "16"}, r"^width must be an integer .* got '16'$"),
+        ({**MLP_ARCH, "width": 16.0}, r"^width must be an integer .* got 16\.0$"),
+        ({k: v for k, v in MLP_ARCH.items() if k != "dim"}, r"^dim is missing"),
+        ({**MLP_ARCH, "base": 8}, r"^base is not a field of arch 'mlp'"),
+        ({**UNET_ARCH, "channels": 5}, r"^channels must be an integer from 1 to 4, got 5$"),
+        ({**UNET_ARCH, "base": 100_000}, r"^base must be an integer from 1 to 256, got 100000$"),
+        ({**UNET_ARCH, "levels": 0}, r"^levels must be an integer from 1 to 4, got 0$"),
+        ({**UNET_ARCH, "blocks": 5}, r"^blocks must be an integer from 1 to 4, got 5$"),
+        ({**UNET_ARCH, "base": 9}, r"^base must be even"),
+        ({**UNET_ARCH, "base": 4}, r"^base 4 does not fit levels 2: num_channels \(12\)"),
+        ({**UNET_ARCH, "arch": "transformer"}, r"^arch must be one of 'mlp', 'unet', got 'tr"),
+        ({k: v for k, v in UNET_ARCH.items() if k != "arch"}, r"^arch must be one of .* None$"),
+        ([1, 2], r"^an architecture must be a dict"),
+    ],
+)
+def test_build_refuses_bad_fields_naming_them(arch, message, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(MLP, "__init__", never)
+    with pytest.raises(ValueError, match=message) as info:
+        build(arch)
+    assert "\n" not in str(info.value)

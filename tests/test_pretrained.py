@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from kacnb.cfm import pretrained
 from kacnb.cfm.metrics import grid_mixture
+from kacnb.cfm.models import MLP, UNet
+from kacnb.cfm.train import TrainResult
 from kacnb.experiments import gmm2d
 
 
@@ -140,7 +144,7 @@ def test_shipped_bundle_reproduces_the_committed_metrics():
         (lambda text, info: _shape(info, width=32), r"weights of kac_25_5 do not fit the MLP"),
         (
             lambda text, info: {**info, "models": {"diffusion": info["models"]["diffusion"]}},
-            r"b\.json: no width and depth for the models kac_25_5",
+            r"b\.json: no architecture for the models kac_25_5",
         ),
     ],
 )
@@ -161,3 +165,139 @@ def _shape(info: dict, **shape) -> dict:
     models = {k: dict(v) for k, v in info["models"].items()}
     models["kac_25_5"].update(shape)
     return {**info, "models": models}
+
+
+# ---------------------------------------------------------------------------------------------
+# Architectures: U-Nets travel through the same checked path; the first (MLP-only) form loads.
+
+#: The smallest U-Net of the tests (base 4 with two levels does not build: its group norms of
+#: 8 do not divide the 12 channels of the first up block).
+SMALL_UNET = {"arch": "unet", "channels": 1, "base": 8, "levels": 2, "blocks": 1}
+
+
+def _trained(model: torch.nn.Module) -> SimpleNamespace:
+    """What save_bundle needs of a trained model, as notebook 05's ``Trained``: ``model`` and
+    ``result``, and no ``settings``."""
+    result = TrainResult(
+        model=model,
+        ema=None,
+        losses=torch.linspace(2.0, 1.0, 40),
+        validation=[(20, 1.5), (40, 1.25)],
+        best_step=40,
+        best_value=1.25,
+    )
+    return SimpleNamespace(model=model, result=result)
+
+
+def _unet_bundle(tmp_path) -> UNet:
+    torch.manual_seed(3)
+    net = UNet(channels=1, base=8, levels=2, blocks=1)
+    with torch.no_grad():  # weights no fresh initialisation reproduces
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    pretrained.save_bundle({"mnist": _trained(net)}, tmp_path, "u", {"run": "test"})
+    return net
+
+
+def test_unet_bundle_round_trip(tmp_path):
+    net = _unet_bundle(tmp_path)
+    meta = json.loads((tmp_path / "u.json").read_text())
+    assert meta["models"] == {"mnist": SMALL_UNET}
+    torch.manual_seed(99)  # the loaded weights, not the RNG, make the model
+    entries, info = pretrained.load_bundle(tmp_path, "u")
+    back = entries["mnist"]["model"]
+    assert type(back) is UNet and not back.training
+    assert not any(p.requires_grad for p in back.parameters())
+    assert entries["mnist"]["best_step"] == 40
+    assert entries["mnist"]["validation"] == [(20, 1.5), (40, 1.25)]
+    ref, got = net.state_dict(), back.state_dict()
+    assert list(got) == list(ref)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0)
+    gen = torch.Generator().manual_seed(0)
+    t, x = torch.rand(3, generator=gen), torch.randn(3, 1, 28, 28, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(back(t, x), net.eval()(t, x), rtol=0, atol=0)
+
+
+def test_mlp_bundle_is_written_with_its_architecture_and_loads_in_the_first_form(tmp_path):
+    torch.manual_seed(4)
+    net = MLP(dim=3, width=8, depth=2)
+    pretrained.save_bundle({"m": _trained(net)}, tmp_path, "b", {"run": "test"})
+    js = tmp_path / "b.json"
+    meta = json.loads(js.read_text())
+    assert meta["models"] == {"m": {"arch": "mlp", "dim": 3, "width": 8, "depth": 2}}
+    x, t = torch.randn(16, 3), torch.rand(16)
+    # the first form: width and depth only, the dimension is load_bundle's argument
+    js.write_text(json.dumps({**meta, "models": {"m": {"width": 8, "depth": 2}}}))
+    entries, _ = pretrained.load_bundle(tmp_path, "b", dim=3)
+    torch.testing.assert_close(entries["m"]["model"](t, x), net(t, x), rtol=0, atol=0)
+    with pytest.raises(pretrained.BundleError, match=r"weights of m do not fit the MLP of dim 2"):
+        pretrained.load_bundle(tmp_path, "b")  # dim 2 by default: the weights are 3D
+
+
+def test_shipped_bundle_in_the_first_form_still_loads():
+    """The committed 04 bundle names ``width`` and ``depth`` only; it loads as the MLPs
+    (dim 2) its ``.pt`` holds, weight for weight."""
+    directory = pretrained.default_dir()
+    meta = json.loads((directory / f"{BUNDLE}.json").read_text())
+    assert all(set(entry) == {"width", "depth"} for entry in meta["models"].values())
+    entries, info = pretrained.load_bundle(directory, BUNDLE)
+    assert info["sha256"] == meta["sha256"] == pretrained.sha256(directory / f"{BUNDLE}.pt")
+    stored = torch.load(directory / f"{BUNDLE}.pt", map_location="cpu", weights_only=True)
+    assert set(entries) == set(stored["models"]) == set(meta["models"])
+    gen = torch.Generator().manual_seed(0)
+    t, x = torch.rand(32, generator=gen), torch.randn(32, 2, generator=gen)
+    for key, entry in entries.items():
+        model = entry["model"]
+        assert type(model) is MLP and (model.dim, model.width, model.depth) == (2, 256, 3)
+        ref = MLP(dim=2, width=256, depth=3)
+        ref.load_state_dict(stored["models"][key]["state"])
+        torch.testing.assert_close(model(t, x), ref(t, x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"base": 100_000}, r"model mnist: base must be an integer from 1 to 256, got 100000"),
+        ({"levels": 0}, r"model mnist: levels must be an integer from 1 to 4, got 0"),
+        ({"blocks": True}, r"model mnist: blocks must be an integer from 1 to 4, got True"),
+        ({"channels": 2.0}, r"model mnist: channels must be an integer .* got 2\.0"),
+        ({"arch": "transformer"}, r"model mnist: arch must be one of 'mlp', 'unet', got 'trans"),
+        ({"width": 16}, r"model mnist: width is not a field of arch 'unet'"),
+        ({"base": 4}, r"model mnist: base 4 does not fit levels 2"),
+    ],
+)
+def test_out_of_range_unet_is_refused_before_weights_are_built(
+    tmp_path, monkeypatch, change, message
+):
+    _unet_bundle(tmp_path)
+    js = tmp_path / "u.json"
+    meta = json.loads(js.read_text())
+    js.write_text(json.dumps({**meta, "models": {"mnist": {**SMALL_UNET, **change}}}))
+
+    def never(*args, **kwargs):
+        raise AssertionError("weights were read or a model was built")
+
+    monkeypatch.setattr(pretrained.torch, "load", never)
+    monkeypatch.setattr(pretrained, "build", never)
+    monkeypatch.setattr(pretrained.torch.nn.Module, "load_state_dict", never)
+    with pytest.raises(pretrained.BundleError, match=r"^u\.json: " + message):
+        pretrained.load_bundle(tmp_path, "u")
+
+
+def test_unet_weights_under_another_unet_are_refused(tmp_path):
+    _unet_bundle(tmp_path)
+    js = tmp_path / "u.json"
+    meta = json.loads(js.read_text())
+    js.write_text(json.dumps({**meta, "models": {"mnist": {**SMALL_UNET, "blocks": 2}}}))
+    with pytest.raises(pretrained.BundleError, match=r"weights of mnist do not fit the U-Net"):
+        pretrained.load_bundle(tmp_path, "u")
+
+
+def test_save_bundle_refuses_a_model_it_could_not_load(tmp_path):
+    with pytest.raises(ValueError, match=r"model k: architecture\(\) knows MLP and UNet"):
+        pretrained.save_bundle(
+            {"k": _trained(torch.nn.Linear(2, 2))}, tmp_path, "b", {"run": "test"}
+        )
+    assert not any(tmp_path.iterdir())

@@ -706,8 +706,10 @@ def test_clean_notebook_strips_papermill_clutter():
 
 
 def test_pick():
-    table = {"smoke": 1, "quick": 2, "paper": 3}
-    assert [runtime.pick(p, table) for p in runtime.PROFILES] == [1, 2, 3]
+    table = {"smoke": 1, "quick": 2, "long": 4, "paper": 3}
+    assert [runtime.pick(p, table) for p in runtime.PROFILES] == [1, 2, 4, 3]
+    with pytest.raises(ValueError, match="no entry for profile 'long'"):
+        runtime.pick("long", {"smoke": 1, "quick": 2, "paper": 3})
     with pytest.raises(ValueError, match="unknown profile 'full'"):
         runtime.pick("full", table)
     with pytest.raises(ValueError, match="no entry for profile 'paper'"):

@@ -14,7 +14,7 @@ def test_thread_count_policy(monkeypatch):
     assert runtime.thread_count("smoke") == 1
     assert runtime.thread_count("quick") is None and runtime.thread_count("paper") is None
     monkeypatch.setenv("KACNB_THREADS", "2")
-    assert [runtime.thread_count(p) for p in runtime.PROFILES] == [2, 2, 2]
+    assert [runtime.thread_count(p) for p in runtime.PROFILES] == [2, 2, 2, 2]
     for bad in ("0", "two", "-1", "1.5"):
         monkeypatch.setenv("KACNB_THREADS", bad)
         with pytest.raises(ValueError, match="KACNB_THREADS must be a positive integer"):

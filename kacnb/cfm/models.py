@@ -20,6 +20,10 @@ __all__ = [
     "sinusoidal_embedding",
     "check_architecture",
     "mlp_parameters",
+    "ARCH_LIMITS",
+    "architecture",
+    "validate_architecture",
+    "build",
 ]
 
 
@@ -50,6 +54,7 @@ class MLP(nn.Module):
     def __init__(self, dim: int = 2, width: int = 256, depth: int = 3):
         super().__init__()
         check_architecture(dim, width, depth)
+        self.dim, self.width, self.depth = dim, width, depth  # for architecture()
         layers: list[nn.Module] = []
         n_in = dim + 1
         for _ in range(depth):
@@ -223,7 +228,8 @@ class UNet(nn.Module):
     def __init__(self, channels: int = 1, base: int = 64, levels: int = 3, blocks: int = 2):
         super().__init__()
         t_dim = 4 * base
-        self.base = base
+        # constructor arguments, for architecture() (plain attributes: not in the state dict)
+        self.channels, self.base, self.levels, self.blocks = channels, base, levels, blocks
         self.time_mlp = nn.Sequential(nn.Linear(base, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
         self.stem = nn.Conv2d(channels, base, 3, padding=1)
         widths = [base * 2**i for i in range(levels)]
@@ -284,3 +290,104 @@ def _match(h: torch.Tensor, ref: torch.Tensor | None) -> torch.Tensor:
     if ref is None or h.shape[-2:] == ref.shape[-2:]:
         return h
     return h[..., : ref.shape[-2], : ref.shape[-1]]
+
+
+#: Per ``arch``, the constructor arguments :func:`build` accepts and their largest values
+#: (all are integers >= 1). They bound what a weights file's description may make us allocate:
+#: the shipped MLPs are 256 wide and 3 deep, the paper's U-Net has base 64, 3 levels, 2 blocks.
+ARCH_LIMITS: dict[str, dict[str, int]] = {
+    "mlp": {"dim": 64, "width": 4096, "depth": 16},
+    "unet": {"channels": 4, "base": 256, "levels": 4, "blocks": 4},
+}
+
+
+def architecture(model: nn.Module) -> dict:
+    """The constructor arguments of an :class:`MLP` or a :class:`UNet`, JSON-ready.
+
+    ``{"arch": "mlp", "dim": D, "width": W, "depth": L}`` (D coordinates, L hidden layers of
+    W units) or ``{"arch": "unet", "channels": C, "base": B, "levels": N, "blocks": K}``;
+    :func:`build` turns it back into a freshly initialised model whose ``state_dict`` has the
+    same keys and shapes. ``TypeError`` for any other module.
+    """
+    if isinstance(model, MLP):
+        return {"arch": "mlp", "dim": model.dim, "width": model.width, "depth": model.depth}
+    if isinstance(model, UNet):
+        return {
+            "arch": "unet",
+            "channels": model.channels,
+            "base": model.base,
+            "levels": model.levels,
+            "blocks": model.blocks,
+        }
+    raise TypeError(f"architecture() knows MLP and UNet, got {type(model).__name__}")
+
+
+def _unet_parameters(channels: int, base: int, levels: int, blocks: int) -> int:
+    """Number of weights of a U-Net, counted on the ``meta`` device (nothing is allocated);
+    ``ValueError`` naming ``base`` when its group norms do not divide the channel counts."""
+    try:
+        with torch.device("meta"):
+            net = UNet(channels=channels, base=base, levels=levels, blocks=blocks)
+    except ValueError as exc:  # GroupNorm: channels (e.g. 3 * base) not divisible by 8
+        raise ValueError(
+            f"base {base} does not fit levels {levels}: {str(exc).splitlines()[0]}"
+        ) from None
+    return sum(p.numel() for p in net.parameters())
+
+
+def validate_architecture(arch) -> dict:
+    """Check a description as :func:`architecture` writes it, without building the model.
+
+    ``arch`` must be a dict with ``"arch"`` one of :data:`ARCH_LIMITS` and exactly that
+    architecture's fields, each an integer (not a bool) from 1 to its limit; a U-Net's
+    ``base`` must moreover be even (the width of its sinusoidal time embedding) and fit its
+    group norms, and the float32 weights must fit :data:`kacnb._checks.MAX_BYTES`. Returns a
+    normalised copy (plain ``int`` values); raises ``ValueError`` with a one-line message
+    naming the first offending field.
+    """
+    if not isinstance(arch, dict):
+        raise ValueError(f"an architecture must be a dict with 'arch', got {type(arch).__name__}")
+    kind = arch.get("arch")
+    if not isinstance(kind, str) or kind not in ARCH_LIMITS:
+        known = ", ".join(repr(k) for k in ARCH_LIMITS)
+        raise ValueError(f"arch must be one of {known}, got {kind!r}")
+    limits = ARCH_LIMITS[kind]
+    unknown = sorted(str(k) for k in arch if k != "arch" and k not in limits)
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]} is not a field of arch {kind!r} (fields: {', '.join(limits)})"
+        )
+    out: dict = {"arch": kind}
+    for name, limit in limits.items():
+        if name not in arch:
+            raise ValueError(f"{name} is missing (arch {kind!r}: an integer from 1 to {limit})")
+        value = arch[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Integral)
+            or not 1 <= value <= limit
+        ):
+            raise ValueError(f"{name} must be an integer from 1 to {limit}, got {value!r}")
+        out[name] = int(value)
+    if kind == "mlp":
+        check_architecture(out["dim"], out["width"], out["depth"])
+    else:
+        if out["base"] % 2:
+            raise ValueError(f"base must be even (time embedding width), got {out['base']}")
+        n = _unet_parameters(out["channels"], out["base"], out["levels"], out["blocks"])
+        desc = ", ".join(f"{k} {out[k]}" for k in limits)
+        check_size(f"a U-Net of {desc} ({n:,} weights)", n, 4)
+    return out
+
+
+def build(arch: dict) -> nn.Module:
+    """A freshly initialised :class:`MLP` or :class:`UNet` from its :func:`architecture`.
+
+    Every field is checked first (:func:`validate_architecture`: integers within
+    :data:`ARCH_LIMITS`, no unknown ``arch`` or field), so an out-of-range description raises
+    ``ValueError`` naming the field before any weight is allocated. Parameters are float32
+    on the CPU, initialised from the global RNG.
+    """
+    checked = validate_architecture(arch)
+    kwargs = {k: v for k, v in checked.items() if k != "arch"}
+    return MLP(**kwargs) if checked["arch"] == "mlp" else UNet(**kwargs)

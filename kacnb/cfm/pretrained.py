@@ -1,15 +1,21 @@
-"""Pretrained weights of notebook 04: save, verify and load (no code execution on load).
+"""Pretrained weight bundles: save, verify and load (no code execution on load).
 
 A bundle is two files in ``pretrained/``: ``<name>.pt`` holds, per model key, the selected
-(best validation NLL) weights of the :class:`~kacnb.cfm.models.MLP`, its validation curve and a
-block-averaged loss curve; ``<name>.json`` holds the training settings, the run's provenance
-and the SHA-256 of the ``.pt`` file. :func:`load_bundle` checks the checksum before reading
-and reads with ``torch.load(weights_only=True)``, which refuses pickled code.
+(best validation) weights of an :class:`~kacnb.cfm.models.MLP` or a
+:class:`~kacnb.cfm.models.UNet`, its validation curve and a block-averaged loss curve;
+``<name>.json`` holds, per model key, the architecture the weights belong to
+(:func:`~kacnb.cfm.models.architecture`: ``{"arch": "mlp", "dim", "width", "depth"}`` or
+``{"arch": "unet", "channels", "base", "levels", "blocks"}``; bundles written before U-Nets
+were supported give an MLP's ``{"width", "depth"}`` only), the training settings, the run's
+provenance and the SHA-256 of the ``.pt`` file. :func:`load_bundle` checks every architecture
+against :data:`~kacnb.cfm.models.ARCH_LIMITS` and the checksum before reading, and reads with
+``torch.load(weights_only=True)``, which refuses pickled code.
 
-Notebook 04 never writes ``pretrained/`` itself: a paper-profile training run of the paper's
-models (:func:`writes_bundle`) saves its bundle in its own output folder, :func:`run_dir` of
-its ``figures_dir``, and ``kacnb run`` publishes it to ``pretrained/`` only in a publishing
-run of the paper profile, with the run's other outputs (``kacnb.collection.runner.publish``).
+Notebook 04 (MLPs of the 2D experiment) never writes ``pretrained/`` itself: a paper-profile
+training run of the paper's models (:func:`writes_bundle`) saves its bundle in its own output
+folder, :func:`run_dir` of its ``figures_dir``, and ``kacnb run`` publishes it to
+``pretrained/`` only in a publishing run of the paper profile, with the run's other outputs
+(``kacnb.collection.runner.publish``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 import torch
 
 from .._root import PROJECT_ROOT
-from .models import MLP
+from .models import ARCH_LIMITS, architecture, build, validate_architecture
 
 __all__ = [
     "BundleError",
@@ -98,15 +104,25 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: dict) -> Path:
-    """Write ``<directory>/<name>.pt`` and ``.json`` from ``{key: gmm2d.Trained}``.
+    """Write ``<directory>/<name>.pt`` and ``.json`` from ``{key: trained model}``.
 
-    ``info`` (JSON-serialisable: settings, profile, device, commit, wall time) goes into the
-    ``.json`` with the checksum. Returns the ``.json`` path.
+    Each value has ``model`` (an :class:`~kacnb.cfm.models.MLP` or
+    :class:`~kacnb.cfm.models.UNet`) and ``result`` (a :class:`~kacnb.cfm.train.TrainResult`:
+    ``losses``, ``validation``, ``best_step``, ``best_value``), as the ``Trained`` of
+    ``gmm2d`` and ``mnist_exp``. The ``.json`` names each model's
+    :func:`~kacnb.cfm.models.architecture`; ``info`` (JSON-serialisable: settings, profile,
+    device, commit, wall time) goes into it with the checksum. Returns the ``.json`` path.
+    ``ValueError`` (nothing written) for a model :func:`load_bundle` would refuse to build.
     """
+    shapes = {}
+    for key, tr in trained.items():
+        try:
+            shapes[key] = validate_architecture(architecture(tr.model))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: model {key}: {exc}") from None
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "models": {}}
-    shapes = {}
     for key, tr in trained.items():
         res = tr.result
         it, mean = loss_curve(res.losses)
@@ -121,7 +137,6 @@ def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: di
             "loss_means": mean,
             "iterations": int(res.losses.numel()),
         }
-        shapes[key] = {"width": tr.settings.get("width"), "depth": tr.settings.get("depth")}
     pt = directory / f"{name}.pt"
     _atomic_write(pt, lambda tmp: torch.save(payload, tmp))
     meta = {"format": FORMAT, "file": pt.name, "sha256": sha256(pt), "models": shapes, **info}
@@ -131,15 +146,21 @@ def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: di
 
 
 #: Largest MLP width and depth a bundle's ``.json`` may name (the shipped models are 256
-#: wide, 3 deep); larger values are refused before any weights are allocated.
-MAX_WIDTH = 4096
-MAX_DEPTH = 16
+#: wide, 3 deep); larger values are refused before any weights are allocated. The limits of
+#: every architecture are :data:`~kacnb.cfm.models.ARCH_LIMITS`.
+MAX_WIDTH = ARCH_LIMITS["mlp"]["width"]
+MAX_DEPTH = ARCH_LIMITS["mlp"]["depth"]
 
 
-def _read_info(js: Path) -> dict:
-    """The ``.json`` of a bundle, checked: an object of this :data:`FORMAT` with a SHA-256
-    and, per model key, an integer ``width`` in [1, MAX_WIDTH] and ``depth`` in
-    [1, MAX_DEPTH]. Raises :class:`BundleError` naming the file and what is wrong."""
+def _read_info(js: Path, dim: int = 2) -> tuple[dict, dict[str, dict]]:
+    """The ``.json`` of a bundle, checked: ``(info, {key: architecture})``.
+
+    ``info`` must be an object of this :data:`FORMAT` with a SHA-256 and a table of models
+    whose entries :func:`~kacnb.cfm.models.validate_architecture` accepts, or, in the form of
+    the first bundles (no ``"arch"``), give an MLP's ``width`` and ``depth`` (its ``dim`` is
+    the argument). Raises :class:`BundleError` naming the file, the model key and what is
+    wrong; nothing is built.
+    """
     try:
         info = json.loads(js.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -152,34 +173,52 @@ def _read_info(js: Path) -> dict:
         raise BundleError(f"{js.name}: no SHA-256 of the weights file")
     models = info.get("models")
     if not isinstance(models, dict) or not models:
-        raise BundleError(f"{js.name}: no table of models (key -> width and depth)")
-    for key, shape in models.items():
-        if not isinstance(shape, dict):
-            raise BundleError(f"{js.name}: model {key}: expected width and depth, got {shape!r}")
-        for field, limit in (("width", MAX_WIDTH), ("depth", MAX_DEPTH)):
-            value = shape.get(field)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-                raise BundleError(
-                    f"{js.name}: model {key}: {field} must be an integer from 1 to {limit}, "
-                    f"got {value!r}"
-                )
-    return info
+        raise BundleError(f"{js.name}: no table of models (key -> architecture)")
+    archs = {}
+    for key, entry in models.items():
+        if not isinstance(entry, dict):
+            raise BundleError(
+                f"{js.name}: model {key}: expected an architecture object, got {entry!r}"
+            )
+        if "arch" not in entry:  # the first bundles: an MLP's width and depth only
+            entry = {
+                "arch": "mlp",
+                "dim": dim,
+                "width": entry.get("width"),
+                "depth": entry.get("depth"),
+            }
+        try:
+            archs[key] = validate_architecture(entry)
+        except ValueError as exc:
+            raise BundleError(f"{js.name}: model {key}: {exc}") from None
+    return info, archs
+
+
+def _describe(arch: dict) -> str:
+    """``"MLP of dim 2, width 256, depth 3"`` or ``"U-Net of channels 1, base 64, ..."``."""
+    kind = {"mlp": "MLP", "unet": "U-Net"}[arch["arch"]]
+    return f"{kind} of " + ", ".join(f"{k} {v}" for k, v in arch.items() if k != "arch")
 
 
 def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[dict, dict]:
     """Verify and read a bundle: ``({key: entry}, info)``.
 
-    Each entry has ``model`` (an :class:`MLP` in eval mode, no gradients), ``best_step``,
-    ``best_value``, ``validation`` [(iteration, NLL)], ``loss_curve`` (iterations, means)
-    and ``iterations``. Raises :class:`BundleError` naming the file when it is missing, its
-    ``.json`` is malformed or names an MLP beyond :data:`MAX_WIDTH`/:data:`MAX_DEPTH`, its
-    checksum differs from the ``.json``, or it holds anything but tensors and numbers.
+    Each entry has ``model`` (the :class:`~kacnb.cfm.models.MLP` or
+    :class:`~kacnb.cfm.models.UNet` the ``.json`` names, float32 on the CPU, in eval mode, no
+    gradients), ``best_step``, ``best_value``, ``validation`` [(iteration, value)],
+    ``loss_curve`` (iterations, means) and ``iterations``. ``dim`` is the number of
+    coordinates of the MLPs of bundles in the first form (``{"width", "depth"}`` only); the
+    other entries carry their own. Raises :class:`BundleError` naming the file (and the model
+    key) when it is missing, its ``.json`` is malformed or names an architecture beyond
+    :data:`~kacnb.cfm.models.ARCH_LIMITS` (checked before anything is read or built), its
+    checksum differs from the ``.json``, it holds anything but tensors and numbers, or the
+    weights do not fit the architecture.
     """
     directory = Path(directory)
     js, pt = directory / f"{name}.json", directory / f"{name}.pt"
     if not js.exists() or not pt.exists():
         raise BundleError(f"pretrained bundle {name!r} not found in {directory}")
-    info = _read_info(js)
+    info, archs = _read_info(js, dim)
     digest = sha256(pt)
     if digest != info.get("sha256"):
         raise BundleError(
@@ -193,20 +232,22 @@ def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[
     models = payload.get("models") if isinstance(payload, dict) else None
     if not isinstance(models, dict):
         raise BundleError(f"{pt.name}: no table of models")
-    missing = sorted(set(models) - set(info["models"]))
+    missing = sorted(set(models) - set(archs))
     if missing:
-        raise BundleError(f"{js.name}: no width and depth for the models {', '.join(missing)}")
+        raise BundleError(f"{js.name}: no architecture for the models {', '.join(missing)}")
     out = {}
     for key, entry in models.items():
-        shape = info["models"][key]
-        model = MLP(dim=dim, width=shape["width"], depth=shape["depth"])
+        try:
+            model = build(archs[key])
+        except ValueError as exc:  # validated above; kept so that no other error escapes
+            raise BundleError(f"{js.name}: model {key}: {exc}") from None
         try:
             model.load_state_dict(entry["state"])
         except (KeyError, TypeError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BundleError(
-                f"{pt.name}: the weights of {key} do not fit the MLP of width "
-                f"{shape['width']}, depth {shape['depth']} that {js.name} names ({first})"
+                f"{pt.name}: the weights of {key} do not fit the {_describe(archs[key])} "
+                f"that {js.name} names ({first})"
             ) from None
         model.eval().requires_grad_(False)
         out[key] = {

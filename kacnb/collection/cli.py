@@ -156,7 +156,8 @@ def _add_run(sub, nb_dir: argparse.ArgumentParser) -> None:
         "--profile",
         choices=PROFILES,
         default="quick",
-        help="smoke: seconds, for tests; quick: minutes (default); paper: the paper's settings",
+        help="smoke: seconds, for tests; quick: minutes (default); long: hours of a 2-core CPU "
+        "(notebook 05 only); paper: the paper's settings",
     )
     p_run.add_argument(
         "--device",
@@ -654,6 +655,19 @@ def _bar(specs, disable: bool):
     return tqdm(specs, desc="notebooks", unit="nb", disable=disable or len(specs) < 2)
 
 
+def _check_profile(specs: list[NotebookSpec], profile: str) -> None:
+    """Refuse, before anything runs, a profile that a selected notebook does not have."""
+    lacking = [s for s in specs if profile not in s.profiles]
+    if not lacking:
+        return
+    having = [s.label for s in specs if profile in s.profiles]
+    hint = f"; run only {' '.join(having)} with it" if having else ""
+    raise ValueError(
+        f"profile {profile!r} is not a profile of {', '.join(s.stem for s in lacking)} "
+        f"(its profiles: {', '.join(lacking[0].profiles)}){hint}"
+    )
+
+
 def _prepare_run(args, entries) -> tuple[Registry, list[NotebookSpec], dict, str, dict]:
     """Check everything a run needs before the first notebook starts: ``(registry, specs,
     extra parameters, device, destinations)``; no specs when there is nothing to run."""
@@ -667,6 +681,7 @@ def _prepare_run(args, entries) -> tuple[Registry, list[NotebookSpec], dict, str
     specs = _resolve(args, reg)
     if not specs:
         return reg, specs, extra, "", {}
+    _check_profile(specs, args.profile)
     _check_parameters(reg, specs, extra)
     device = _check_device(args.device)
     plan = _destinations(args, reg, specs, extra)

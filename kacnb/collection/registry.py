@@ -45,6 +45,8 @@ class NotebookSpec:
     title: str
     #: Figures with a fixed file stem (paper figures and named extra figures).
     figures: tuple[FigureSpec, ...] = ()
+    #: The run profiles its settings table has (:data:`kacnb.collection.runtime.PROFILES`).
+    profiles: tuple[str, ...] = ("smoke", "quick", "paper")
 
     @property
     def label(self) -> str:
@@ -100,6 +102,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
             FigureSpec("fig08_mnist_T5", "Fig. 8", "generated digits, T = 5"),
             FigureSpec("figA2_mnist_trajectories", "App. A.2", "sampling trajectories"),
         ),
+        ("smoke", "quick", "long", "paper"),
     ),
 )
 

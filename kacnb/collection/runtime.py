@@ -30,9 +30,11 @@ from .plotting import use_style
 
 __all__ = ["PROFILES", "DEVICES", "Runtime", "resolve_device", "setup", "pick"]
 
-#: Run profiles: ``smoke`` (seconds, CPU, regression tests), ``quick`` (minutes, a first look)
-#: and ``paper`` (the settings of the paper's figures).
-PROFILES = ("smoke", "quick", "paper")
+#: Run profiles: ``smoke`` (seconds, CPU, regression tests), ``quick`` (minutes, a first look),
+#: ``long`` (hours of a 2-core CPU in the background; notebook 05 only, see
+#: :attr:`kacnb.collection.registry.NotebookSpec.profiles`) and ``paper`` (the settings of the
+#: paper's figures).
+PROFILES = ("smoke", "quick", "long", "paper")
 #: Device choices accepted on the command line (``"cuda:N"`` is accepted too).
 DEVICES = ("auto", "cpu", "cuda")
 

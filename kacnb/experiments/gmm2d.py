@@ -63,6 +63,7 @@ __all__ = [
     "PREFIX_PAIR",
     "TARGET_FIX_RECORD",
     "prefix_model",
+    "law_comparison",
     "atom_shares",
     "exact_field_claims",
     "run_summary",
@@ -186,6 +187,47 @@ def prefix_model(T: float = 1.0, dim: int = 2) -> ModelSpec:
         paper_steps=PAPER_PAIRS[PREFIX_PAIR],
         speed_bound=c * math.sqrt(dim),
     )
+
+
+def law_comparison(
+    models: dict[str, tuple[torch.nn.Module, object]],
+    gmm: GaussianMixture,
+    exact,
+    times: Sequence[float],
+    n_gen: int,
+    n_field: int,
+    radii: Sequence[float],
+    generator: torch.Generator,
+    device=None,
+) -> dict[str, dict]:
+    """Score models of one Kac pair trained on different laws of ``K(t)`` on equal terms.
+
+    ``models``: ``{key: (network, path)}``; each generates ``n_gen`` samples from its own
+    path's latent (:func:`generate`, dopri5 at its defaults) and is scored by
+    :func:`sample_quality` (NLL, shares within ``radii``) and by its field error against
+    ``exact``, the exact marginal field of the *correct* law (:func:`kacnb.experiments.exact2d.
+    field_error` at ``times`` with ``n_field`` draws each, a separate float64 CPU generator
+    seeded from ``generator``). Returns per key: ``nll``, ``covered`` (radius -> share),
+    ``nfe``, ``field_rel`` (the relative errors per time) and ``field_median`` (their median).
+    """
+    from .exact2d import field_error
+
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    out = {}
+    for key, (model, path) in models.items():
+        x0 = gmm.sample(n_gen, generator=generator, device=device)
+        res = generate(model, path, x0, generator=generator)
+        q = sample_quality(res.x, gmm, None, radii)
+        err = field_error(model, exact, times, n_field, torch.Generator().manual_seed(seed))
+        rel = [r["rel"] for r in err]
+        out[key] = {
+            "nll": q["nll"],
+            "covered": q["covered"],
+            "nfe": res.nfe,
+            "field_rel": rel,
+            "field_median": float(torch.tensor(rel).median()),
+        }
+    return out
 
 
 def mixture_data(

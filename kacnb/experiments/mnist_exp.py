@@ -58,6 +58,10 @@ __all__ = [
     "Trained",
     "train_model",
     "classifier_or_train",
+    "SHIPPED_PROFILES",
+    "bundle_name",
+    "writes_bundle",
+    "from_bundle",
     "Generated",
     "generate",
     "generate_cached",
@@ -348,6 +352,49 @@ def train_model(
     seconds = time.perf_counter() - t0
     ema = s["ema"] if result.ema is not None else None
     return Trained(spec, result.eval_model().eval(), result, seconds, resumed, s["steps"], ema)
+
+
+#: Profiles whose training run ships its weights (``pretrained/05_mnist_<profile>.pt``).
+SHIPPED_PROFILES = ("long", "paper")
+
+
+def bundle_name(profile: str) -> str:
+    """The weights bundle of ``profile``: ``"05_mnist_<profile>"`` (in ``pretrained/``)."""
+    return f"05_mnist_{profile}"
+
+
+def writes_bundle(profile: str, loaded: bool, pairs) -> bool:
+    """Whether a run of notebook 05 leaves a weights bundle for the runner to publish: it
+    trained (``loaded`` false) a profile of :data:`SHIPPED_PROFILES` with the paper's pairs
+    (``pairs`` ``None``)."""
+    return profile in SHIPPED_PROFILES and not loaded and pairs is None
+
+
+def from_bundle(specs: Sequence, entries: dict, info: dict) -> dict[str, Trained]:
+    """``{key: Trained}`` for ``specs`` from :func:`kacnb.cfm.pretrained.load_bundle` entries.
+
+    The models are the shipped (EMA) weights after ``iterations`` optimiser steps; the EMA
+    decay is the bundle's ``settings["ema"]``. ``seconds`` is 0 and ``resumed_from`` the
+    step count, as for a finished checkpoint; the loss curve is not kept (``losses`` empty).
+    Raises ``KeyError`` naming a model the bundle lacks.
+    """
+    ema = info.get("settings", {}).get("ema")
+    out = {}
+    for spec in specs:
+        if spec.key not in entries:
+            raise KeyError(f"the pretrained bundle has no model {spec.key!r}")
+        e = entries[spec.key]
+        result = TrainResult(
+            model=e["model"],
+            ema=None,
+            losses=torch.zeros(0),
+            validation=e["validation"],
+            best_step=e["best_step"],
+            best_value=e["best_value"],
+        )
+        steps = int(e["iterations"])
+        out[spec.key] = Trained(spec, e["model"], result, 0.0, steps, steps, ema)
+    return out
 
 
 def classifier_or_train(

@@ -163,10 +163,7 @@ def _committed() -> list[Path]:
 
 #: Committed notebooks executed before figures were shown inline, with the reason they have
 #: not been re-executed yet. Strict: once one shows its figures, its entry must go.
-NOT_YET_INLINE = {
-    "05_mnist": "its committed quick run (hours of CPU from scratch) predates inline figures; "
-    "it is re-executed with the long MNIST profile",
-}
+NOT_YET_INLINE: dict[str, str] = {}
 
 
 def _inline_cases():

@@ -1122,14 +1122,12 @@ CORRECT_KEY = "kac_25_5"
 prefix_model = None
 if CORRECT_KEY not in trained:
     print("the pair (25, 5) is not among this run's Kac pairs: no comparison")
-elif pretrained:
-    try:
-        prefix_entries, prefix_info = shipped.load_bundle(shipped.default_dir(), PREFIX_BUNDLE)
-    except shipped.BundleError as exc:
-        print(f"no shipped pre-fix model: {exc} (tools/train_prefix_model.py makes it)")
-    else:
-        prefix_model = gmm2d.from_bundle([PREFIX], prefix_entries, prefix_info)[PREFIX.key]
-        print(f"loaded {PREFIX_BUNDLE} (SHA-256 checked): {prefix_info['run']}")
+elif pretrained and not (shipped.default_dir() / f"{PREFIX_BUNDLE}.json").exists():
+    print(f"no shipped pre-fix model yet: tools/train_prefix_model.py makes {PREFIX_BUNDLE}.pt")
+elif pretrained:  # a bundle that fails its checks stops the run (BundleError)
+    prefix_entries, prefix_info = shipped.load_bundle(shipped.default_dir(), PREFIX_BUNDLE)
+    prefix_model = gmm2d.from_bundle([PREFIX], prefix_entries, prefix_info)[PREFIX.key]
+    print(f"loaded {PREFIX_BUNDLE} (SHA-256 checked): {prefix_info['run']}")
 else:
     prefix_model = gmm2d.train_model(
         PREFIX, cfg["steps"], device=rt.device, gmm=gmm, seed=seed,

@@ -19,21 +19,14 @@ further along (a higher ``step``) than the carried one.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from kacnb.cfm.pretrained import sha256 as _sha256
+
 SUMS = "SHA256SUMS"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _step(path: Path) -> int:

@@ -29,12 +29,14 @@ from pathlib import Path
 import torch
 
 from .._root import PROJECT_ROOT
-from .models import ARCH_LIMITS, architecture, build, validate_architecture
+from .models import architecture, build, validate_architecture
+from .train import TrainResult
 
 __all__ = [
     "BundleError",
     "save_bundle",
     "load_bundle",
+    "train_result",
     "sha256",
     "loss_curve",
     "default_dir",
@@ -148,8 +150,20 @@ def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: di
 #: Largest MLP width and depth a bundle's ``.json`` may name (the shipped models are 256
 #: wide, 3 deep); larger values are refused before any weights are allocated. The limits of
 #: every architecture are :data:`~kacnb.cfm.models.ARCH_LIMITS`.
-MAX_WIDTH = ARCH_LIMITS["mlp"]["width"]
-MAX_DEPTH = ARCH_LIMITS["mlp"]["depth"]
+
+
+def train_result(entry: dict) -> TrainResult:
+    """The :class:`~kacnb.cfm.train.TrainResult` of one :func:`load_bundle` entry: its model,
+    validation curve and selected step; ``losses`` is empty (a bundle keeps only the
+    block-averaged curve, ``entry["loss_curve"]``) and there is no separate EMA."""
+    return TrainResult(
+        model=entry["model"],
+        ema=None,
+        losses=torch.zeros(0),
+        validation=entry["validation"],
+        best_step=entry["best_step"],
+        best_value=entry["best_value"],
+    )
 
 
 def _read_info(js: Path, dim: int = 2) -> tuple[dict, dict[str, dict]]:
@@ -237,10 +251,7 @@ def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[
         raise BundleError(f"{js.name}: no architecture for the models {', '.join(missing)}")
     out = {}
     for key, entry in models.items():
-        try:
-            model = build(archs[key])
-        except ValueError as exc:  # validated above; kept so that no other error escapes
-            raise BundleError(f"{js.name}: model {key}: {exc}") from None
+        model = build(archs[key])  # validated by _read_info: cannot fail here
         try:
             model.load_state_dict(entry["state"])
         except (KeyError, TypeError, RuntimeError) as exc:

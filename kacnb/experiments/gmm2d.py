@@ -40,6 +40,7 @@ from ..cfm.metrics import (
 )
 from ..cfm.models import MLP
 from ..cfm.paths import DiffusionPath, KacPath, RectifiedFlowPath
+from ..cfm.pretrained import train_result
 from ..cfm.sampling import SampleResult, integrate
 from ..cfm.train import TrainResult, checkpoint_file, train
 from ..cfm.train import checkpoint_dir as default_checkpoint_dir
@@ -339,14 +340,7 @@ def from_bundle(specs: Sequence[ModelSpec], entries: dict, info: dict) -> dict[s
         if spec.key not in entries:
             raise KeyError(f"the pretrained bundle has no model {spec.key!r}")
         e = entries[spec.key]
-        result = TrainResult(
-            model=e["model"],
-            ema=None,
-            losses=torch.zeros(0),
-            validation=e["validation"],
-            best_step=e["best_step"],
-            best_value=e["best_value"],
-        )
+        result = train_result(e)
         settings = {**info.get("settings", {}), "iterations": e["iterations"]}
         out[spec.key] = Trained(
             spec=spec,

@@ -31,6 +31,7 @@ from ..cfm.config import TrainConfig
 from ..cfm.metrics import frechet_distance
 from ..cfm.models import UNet
 from ..cfm.paths import MeanRevertingKacPath, RectifiedFlowPath
+from ..cfm.pretrained import train_result
 from ..cfm.sampling import integrate
 from ..cfm.train import (
     TimeLimitReached,
@@ -384,14 +385,7 @@ def from_bundle(specs: Sequence, entries: dict, info: dict) -> dict[str, Trained
         if spec.key not in entries:
             raise KeyError(f"the pretrained bundle has no model {spec.key!r}")
         e = entries[spec.key]
-        result = TrainResult(
-            model=e["model"],
-            ema=None,
-            losses=torch.zeros(0),
-            validation=e["validation"],
-            best_step=e["best_step"],
-            best_value=e["best_value"],
-        )
+        result = train_result(e)
         steps = int(e["iterations"])
         out[spec.key] = Trained(spec, e["model"], result, 0.0, steps, steps, ema)
     return out

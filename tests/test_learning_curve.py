@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from scripts import load_script
 
 from kacnb.experiments import learning_curve
 from kacnb.experiments.classifier import DigitClassifier
@@ -281,3 +282,52 @@ def test_unfinished_names_each_partial_curve_with_its_reach():
         "u16-b32/a1_c1_T5: scored up to 0.0 training minutes",
     ]
     assert learning_curve.unfinished({"curves": []}) == []
+
+
+def _tool():
+    return load_script("tools/mnist_learning_curve.py")
+
+
+def test_a_new_speed_moves_every_stored_point_of_its_configuration_only():
+    tool = _tool()
+    pts = [{"step": 600, "train_s": 100.0}, {"step": 1200, "train_s": 200.0}]
+    record = {
+        "speed": {"u16-b32": {"steps_per_s": 6.0}, "u32-b64": {"steps_per_s": 1.0}},
+        "curves": [
+            {"name": "u16-b32", "model": "m", "steps_per_s": 6.0, "points": [dict(p) for p in pts]},
+            {"name": "u32-b64", "model": "m", "steps_per_s": 1.0, "points": [dict(p) for p in pts]},
+        ],
+        "partial": {"u16-b32/n": {"score_steps": [600], "points": [dict(pts[0])]}},
+    }
+    tool._rescale(record, "u16-b32", {"steps_per_s": 12.0})
+    assert [p["train_s"] for p in record["curves"][0]["points"]] == [50.0, 100.0]
+    assert record["curves"][0]["steps_per_s"] == 12.0
+    assert [p["train_s"] for p in record["curves"][1]["points"]] == [100.0, 200.0]  # untouched
+    assert record["partial"]["u16-b32/n"]["points"][0]["train_s"] == 50.0
+    assert "score_steps" not in record["partial"]["u16-b32/n"]  # follows the new speed
+    assert record["speed_superseded"]["u16-b32"] == [{"steps_per_s": 6.0}]
+
+
+def test_score_steps_are_multiples_of_the_probe_period_at_or_after_each_time():
+    tool = _tool()
+    steps = tool._score_steps(12.24, (90, 1800))
+    assert steps == [1150, 22050]
+    assert all(s % tool.EVAL_EVERY == 0 for s in steps)
+    assert all(s / 12.24 >= t for s, t in zip(steps, (90, 1800), strict=True))
+
+
+def test_rescored_reports_how_far_a_retrained_curve_moved():
+    tool = _tool()
+    old = [
+        {"step": 650, "fd": 100.0, "confident": 0.5},
+        {"step": 1250, "fd": 80.0, "confident": 0.6},
+    ]
+    new = [
+        CurvePoint(650, 1.0, 100.0, 0.5, 10),
+        CurvePoint(1250, 2.0, 83.0, 0.55, 10),
+        CurvePoint(2000, 3.0, 70.0, 0.6, 10),
+    ]
+    out = tool._rescored(old, new)
+    assert out["steps"] == [650, 1250]
+    assert out["max_abs_fd_change"] == pytest.approx(3.0)
+    assert out["max_abs_confident_change"] == pytest.approx(0.05)

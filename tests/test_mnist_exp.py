@@ -17,6 +17,7 @@ from kacnb.experiments.mnist_exp import (
     image_sampler,
     label_stats,
     paper_models,
+    restep_checkpoint,
     sample_and_score,
     tile_images,
     train_model,
@@ -175,6 +176,27 @@ def test_train_model_reuses_a_finished_checkpoint(tmp_path):
     for p, q in zip(first.model.parameters(), again.model.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
     torch.testing.assert_close(first.result.losses, again.result.losses)
+
+
+def test_a_shorter_runs_checkpoint_continued_longer_equals_the_longer_run(tmp_path):
+    settings = {"base": 8, "levels": 1, "blocks": 1, "steps": 2, "batch": 4,
+                "lr": 1e-3, "ema": 0.9, "grad_clip": 1.0}  # fmt: skip
+    images = torch.rand(16, 1, 28, 28) * 2 - 1
+    spec = MnistModel(1.0, 1.0, 1.0)
+    data = image_sampler(images, "cpu")
+    train_model(spec, data, settings, "cpu", tmp_path / "a", progress=False)
+    assert restep_checkpoint(tmp_path / "a", spec, settings, 5) is not None
+    assert restep_checkpoint(tmp_path / "a", spec, settings, 5) is None  # moved
+    longer = {**settings, "steps": 5}
+    continued = train_model(spec, data, longer, "cpu", tmp_path / "a", progress=False)
+    fresh = train_model(spec, data, longer, "cpu", tmp_path / "b", progress=False)
+    assert continued.resumed_from == 2 and fresh.resumed_from == 0
+    for p, q in zip(continued.model.parameters(), fresh.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    torch.testing.assert_close(continued.result.losses, fresh.result.losses, rtol=0, atol=0)
+    # a checkpoint past the new end is refused
+    with pytest.raises(ValueError, match="past 3"):
+        restep_checkpoint(tmp_path / "b", spec, longer, 3)
 
 
 def test_tile_images_places_each_image():

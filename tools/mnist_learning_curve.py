@@ -24,6 +24,14 @@ with a checkpoint (exit 3).
 
     python tools/mnist_learning_curve.py --data-dir DIR --time-limit 9000
 
+``--remeasure-speed`` measures the speed of the named configurations again (keep the machine
+idle) and puts every stored point of theirs on the new time axis (``train_s = step / speed``);
+the superseded measurement stays in the record under ``speed_superseded``. The scoring steps
+of unfinished curves follow the new speed, and a finished curve that the new speed leaves
+short of the last scoring time is trained again up to it (from scratch, as no checkpoint is
+kept of a finished curve); its earlier steps are scored again, and the curve's ``rescored``
+entry says how far those points moved (0 on the same machine: the run is seeded).
+
 The last line printed is a JSON summary. The record of the quick profile's choice
 (``figures/runs/05_learning_curve.json``, 240 s per configuration, 20 Euler steps) was made by
 this tool's first version at commit 24b71df.
@@ -110,6 +118,43 @@ def _speed(name, data, device) -> dict:
     }
 
 
+def _rescale(record: dict, name: str, speed: dict) -> None:
+    """Put the stored points of configuration ``name`` on the time axis of ``speed``."""
+    rate = speed["steps_per_s"]
+    old = record["speed"].pop(name, None)
+    if old is not None:
+        record.setdefault("speed_superseded", {}).setdefault(name, []).append(old)
+    record["speed"][name] = speed
+    partial = [v for k, v in record["partial"].items() if k.split("/")[0] == name]
+    curves = [c for c in record["curves"] if c["name"] == name]
+    for holder in partial + curves:
+        for p in holder["points"]:
+            p["train_s"] = p["step"] / rate
+        holder.pop("score_steps", None)  # recomputed from the new speed when it resumes
+    for c in curves:
+        c["steps_per_s"] = rate
+
+
+def _score_steps(rate: float, score_at) -> list[int]:
+    """Optimiser steps (multiples of EVAL_EVERY) at ``rate`` steps/s nearest above the
+    training times ``score_at`` (s)."""
+    return sorted({max(1, math.ceil(rate * t / EVAL_EVERY)) * EVAL_EVERY for t in score_at})
+
+
+def _rescored(old_points: list[dict], points) -> dict:
+    """How far the points of an extended curve moved from its first run at the same steps."""
+    new = {p.step: p for p in points}
+    pairs = [(p, new[p["step"]]) for p in old_points if p["step"] in new]
+    return {
+        "steps": [p["step"] for p, _ in pairs],
+        "max_abs_fd_change": max((abs(p["fd"] - q.fd) for p, q in pairs), default=None),
+        "max_abs_confident_change": max(
+            (abs(p["confident"] - q.confident) for p, q in pairs), default=None
+        ),
+        "first_run": old_points,
+    }
+
+
 def _settings(name: str, speed: dict) -> dict:
     c = CONFIGS[name]
     out = {
@@ -132,6 +177,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--data-dir", default=None, help="MNIST folder (else KACNB_DATA_DIR)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds for this call")
+    parser.add_argument(
+        "--remeasure-speed", nargs="+", default=[], choices=list(CONFIGS), metavar="CONFIG",
+        help="measure these configurations' speed again and rescale their stored points",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--work", type=Path, default=WORK, help="checkpoint folder")
     args = parser.parse_args(argv)
@@ -208,10 +257,10 @@ def main(argv=None) -> dict:
     print(f"FD floor ({args.n_samples} test images): {floor:.1f}", flush=True)
 
     # Every configuration's speed first, while the machine is (kept) idle.
-    for name in args.configs:
-        if name not in record["speed"]:
+    for name in dict.fromkeys(args.configs + args.remeasure_speed):
+        if name not in record["speed"] or name in args.remeasure_speed:
             print(f"{name}: measuring the step variants and the speed ...", flush=True)
-            record["speed"][name] = _speed(name, data, device)
+            _rescale(record, name, _speed(name, data, device))
             _write(args.out, record)
             sp = record["speed"][name]
             print(
@@ -219,6 +268,23 @@ def main(argv=None) -> dict:
                 f"{sp['steps_per_s']:.2f} steps/s",
                 flush=True,
             )
+
+    # A finished curve that a new speed leaves short of the last scoring time is trained again
+    # to it; its old steps are scored again too (a determinism check: same seed, same points).
+    for cur in list(record["curves"]):
+        name, model_key = cur["name"], cur["model"]
+        if name not in args.configs or model_key not in args.models:
+            continue
+        last = _score_steps(record["speed"][name]["steps_per_s"], args.score_at)[-1]
+        if cur["points"][-1]["step"] < last:
+            record["curves"].remove(cur)
+            record["partial"][f"{name}/{model_key}"] = {
+                "points": [],
+                "extends": cur,
+            }
+            _write(args.out, record)
+            print(f"{name}/{model_key}: finished at step {cur['points'][-1]['step']}, "
+                  f"short of step {last}: trained again to it", flush=True)  # fmt: skip
 
     done = {(c["name"], c["model"]) for c in record["curves"]}
     units = [(m, c) for m in args.models for c in args.configs if (c, m) not in done]
@@ -234,11 +300,12 @@ def main(argv=None) -> dict:
                 features(clf, noise.clamp(-1, 1)), ref
             )
         rate = speed["steps_per_s"]
-        score_steps = sorted(
-            {max(1, math.ceil(rate * t / EVAL_EVERY)) * EVAL_EVERY for t in args.score_at}
-        )
+        score_steps = _score_steps(rate, args.score_at)
         unit = f"{name}/{model_key}"
         partial = record["partial"].get(unit, {"points": []})
+        extends = partial.get("extends")
+        if extends is not None:
+            score_steps = sorted(set(score_steps) | {p["step"] for p in extends["points"]})
         seen = [p["sample_s"] for cur in record["curves"] for p in cur["points"]]
         seen += [p["sample_s"] for p in partial["points"]]
         sample_s = max(seen) if seen else 90.0
@@ -254,6 +321,7 @@ def main(argv=None) -> dict:
 
         def save(points, unit=unit, score_steps=score_steps):
             record["partial"][unit] = {
+                **record["partial"].get(unit, {}),
                 "score_steps": score_steps,
                 "points": [p.__dict__ for p in points],
             }
@@ -282,6 +350,8 @@ def main(argv=None) -> dict:
             break
         entry = curve.to_json()
         entry["settings"].pop("steps")
+        if extends is not None:
+            entry["rescored"] = _rescored(extends["points"], curve.points)
         entry.update(
             {
                 "model": model_key,

@@ -56,6 +56,9 @@ __all__ = [
     "image_sampler",
     "checkpoint_dir",
     "checkpoint_file",
+    "model_checkpoint",
+    "restep_checkpoint",
+    "checkpoint_step",
     "Trained",
     "train_model",
     "classifier_or_train",
@@ -286,6 +289,30 @@ def model_checkpoint(directory: str | Path, spec, settings: dict, seed: int = 0)
     amp = settings.get("amp")
     named = {**s, "seed": seed, **({"amp": amp} if amp is not None else {})}
     return checkpoint_file(directory, spec.key, named)
+
+
+def restep_checkpoint(
+    directory: str | Path, spec, settings: dict, steps: int, seed: int = 0
+) -> Path | None:
+    """Let a run of ``steps`` optimiser steps continue the checkpoint of the same run with
+    ``settings["steps"]``: the file is renamed to the longer run's name (the name hashes the
+    step count) and returned; ``None`` when there is none.
+
+    Sound because nothing in :func:`train_model` depends on the step count before the end:
+    the learning rate is constant and the checkpoint holds the generator, so the longer run
+    passes through exactly the states of the shorter one. Raises ``ValueError`` when the
+    checkpoint is past ``steps`` or a checkpoint of the longer run exists already.
+    """
+    old = model_checkpoint(directory, spec, settings, seed)
+    if not old.exists():
+        return None
+    new = model_checkpoint(directory, spec, {**settings, "steps": int(steps)}, seed)
+    if new.exists():
+        raise ValueError(f"{new} exists already: not replaced by {old.name}")
+    if checkpoint_step(old) > steps:
+        raise ValueError(f"{old} is at step {checkpoint_step(old)}, past {steps}")
+    old.rename(new)
+    return new
 
 
 def checkpoint_step(path: str | Path) -> int:

@@ -331,3 +331,48 @@ def test_rescored_reports_how_far_a_retrained_curve_moved():
     assert out["steps"] == [650, 1250]
     assert out["max_abs_fd_change"] == pytest.approx(3.0)
     assert out["max_abs_confident_change"] == pytest.approx(0.05)
+
+
+def _curve(model, fds, minutes=(1, 2, 5, 10, 20, 30)):
+    pts = [
+        CurvePoint(i * 100, m * 60.0, fd, 0.5, 10)
+        for i, (m, fd) in enumerate(zip(minutes, fds, strict=True))
+    ]
+    return Curve("u16-b32", {}, pts, model)
+
+
+def test_more_budget_tells_flipped_settled_and_open_comparisons_apart():
+    from kacnb.experiments.learning_curve import fd_at, more_budget
+
+    worse = _curve("a", [400, 200, 120, 100, 99, 98.5])  # flat from 10 min
+    better = _curve("b", [300, 150, 90, 80, 79, 78.6])  # flat from 10 min
+    crossing = _curve("c", [500, 300, 130, 104, 90, 70])  # still improving, passes `worse`
+    assert fd_at(worse, 10 * 60) == 100 and fd_at(worse, 0.5 * 60) is None
+    assert fd_at(worse, 11 * 60) == 100  # the last point at or before
+    assert more_budget(better, worse, 10 * 60).startswith("settled")
+    assert more_budget(crossing, worse, 10 * 60).startswith("flips")  # 104 > 100, 70 < 98.5
+    improving = _curve("d", [350, 180, 100, 85, 75, 65])  # below `worse` throughout
+    assert more_budget(improving, worse, 10 * 60).startswith("open")
+    assert "85 vs 100 at 10 min, 65 vs 98.5 at 30 min" in more_budget(improving, worse, 600)
+    assert more_budget(crossing, worse, 0.5 * 60).startswith("not measured")
+
+
+def test_budget_verdicts_map_rows_to_their_curves_and_flag_missing_ones():
+    from kacnb.experiments.learning_curve import budget_verdicts
+
+    record = {
+        "curves": [
+            _curve("a1_c1_T1", [400, 200, 120, 100, 99, 98.5]),
+            _curve("a25_c5_T1", [300, 150, 90, 80, 79, 78.6]),
+        ]
+    }
+    rows = [
+        {"claim": "T=1: (1,1) has the worst FD"},
+        {"claim": "T=5: (1,1) has the worst FD"},
+        {"claim": "ours: classifier accuracy"},
+    ]
+    out = budget_verdicts(rows, record, "u16-b32", 600.0)
+    assert out[0].startswith("settled") and "100 vs 80" in out[0]
+    assert out[1].startswith("no curve yet") and "u16-b32/a1_c1_T5" in out[1]
+    assert out[2] == "-"
+    assert budget_verdicts(rows, record, "u32-b64", 600.0)[0].startswith("no curve yet")

@@ -43,6 +43,10 @@ __all__ = [
     "affordable_train_s",
     "pick",
     "stops_improving",
+    "fd_at",
+    "more_budget",
+    "CLAIM_CURVES",
+    "budget_verdicts",
     "long_table",
     "model_label",
     "unfinished",
@@ -299,6 +303,74 @@ def stops_improving(curve: Curve, rel: float = 0.05) -> CurvePoint | None:
         if min(q.fd for q in pts[i + 1 :]) >= (1 - rel) * p.fd:
             return p
     return None
+
+
+def fd_at(curve: Curve, train_s: float) -> float | None:
+    """The FD of ``curve`` after ``train_s`` training seconds: that of its last point scored
+    at or before then (``None`` before its first point)."""
+    before = [p for p in curve.points if p.train_s <= train_s * (1 + 1e-9)]
+    return before[-1].fd if before else None
+
+
+def more_budget(first: Curve, second: Curve, at_s: float, rel: float = 0.05) -> str:
+    """Would more training change the comparison of ``first`` and ``second`` (which of the
+    two has the lower FD) as it stands after ``at_s`` training seconds?
+
+    Read off the two learning curves: the order at ``at_s`` (:func:`fd_at`) against the
+    order at the later of ``at_s`` and the end of the shorter curve. ``"flips ..."``: the
+    order changes; ``"settled ..."``: it holds and both curves have stopped improving
+    (:func:`stops_improving` with ``rel``); ``"open ..."``: it holds so far but a curve is
+    still improving at its end; ``"not measured ..."``: a curve has no point by ``at_s``.
+    The text names the FD values it compared.
+    """
+    now = (fd_at(first, at_s), fd_at(second, at_s))
+    if None in now:
+        return f"not measured: no point by {at_s / 60:.0f} min"
+    end_s = max(at_s, min(first.points[-1].train_s, second.points[-1].train_s))
+    end = (fd_at(first, end_s), fd_at(second, end_s))
+    where = (
+        f"{now[0]:.3g} vs {now[1]:.3g} at {at_s / 60:.0f} min, "
+        f"{end[0]:.3g} vs {end[1]:.3g} at {end_s / 60:.0f} min"
+    )
+    if (now[0] < now[1]) != (end[0] < end[1]):
+        return f"flips with more training ({where})"
+    flat = [stops_improving(c, rel) for c in (first, second)]
+    if all(f is not None and f.train_s <= end_s for f in flat):
+        return f"settled: both curves flat ({where})"
+    return f"open: holds so far, a curve still improving ({where})"
+
+
+#: For the rows of :func:`kacnb.experiments.mnist_exp.claims` that compare FDs: the two
+#: long-curve models whose FD order stands for the row (the start of the row's claim ->
+#: model keys). (25, 5) stands for the larger pairs, the only one with curves.
+CLAIM_CURVES = {
+    "T=1: (1,1) has the worst FD": ("a1_c1_T1", "a25_c5_T1"),
+    "T=5: (1,1) has the worst FD": ("a1_c1_T5", "a25_c5_T5"),
+    "T=5 improves the larger pairs": ("a25_c5_T5", "a25_c5_T1"),
+    "T=5 with N": ("a25_c5_T5", "a25_c5_T1"),
+}
+
+
+def budget_verdicts(
+    claims: Sequence[dict], record: dict | None, config: str, at_s: float, rel: float = 0.05
+) -> list[str]:
+    """One text per row of ``claims``: :func:`more_budget` for the curves of configuration
+    ``config`` in a long record (:func:`load_record`) that :data:`CLAIM_CURVES` assigns to
+    the row, after ``at_s`` training seconds (the profile's); ``"-"`` for rows that do not
+    compare models' FDs, ``"no curve yet: ..."`` naming the missing finished curves."""
+    curves = {} if record is None else {c.model: c for c in record["curves"] if c.name == config}
+    out = []
+    for r in claims:
+        models = next((m for k, m in CLAIM_CURVES.items() if r["claim"].startswith(k)), None)
+        if models is None:
+            out.append("-")
+            continue
+        missing = [m for m in models if m not in curves]
+        if missing:
+            out.append(f"no curve yet: {', '.join(f'{config}/{m}' for m in missing)}")
+            continue
+        out.append(more_budget(curves[models[0]], curves[models[1]], at_s, rel))
+    return out
 
 
 def long_table(record: dict, rel: float = 0.05) -> list[dict]:

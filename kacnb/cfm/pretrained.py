@@ -65,10 +65,13 @@ def run_dir(figures_dir: str | os.PathLike) -> Path:
     return Path(figures_dir) / RUN_SUBDIR
 
 
-def writes_bundle(profile: str, loaded: bool, pairs, paper_pairs) -> bool:
-    """Whether a run of notebook 04 saves a bundle: it trained (``loaded`` is false) at the
-    paper profile, and its Kac ``pairs`` (``None``: the paper's) are the ``paper_pairs``."""
-    if profile != "paper" or loaded:
+def writes_bundle(
+    profile: str, loaded: bool, pairs, paper_pairs, shipped_profiles=("paper",)
+) -> bool:
+    """Whether a run of a notebook saves a bundle: it trained (``loaded`` is false) at one of
+    the ``shipped_profiles`` (04: the paper profile; 05: long and paper), and its Kac
+    ``pairs`` (``None``: the paper's) are the ``paper_pairs``."""
+    if profile not in shipped_profiles or loaded:
         return False
     return pairs is None or {tuple(p) for p in pairs} == {tuple(p) for p in paper_pairs}
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ..cfm import pretrained
 from ..cfm.config import TrainConfig
 from ..cfm.metrics import frechet_distance
 from ..cfm.models import UNet
@@ -394,8 +395,8 @@ def bundle_name(profile: str) -> str:
 def writes_bundle(profile: str, loaded: bool, pairs) -> bool:
     """Whether a run of notebook 05 leaves a weights bundle for the runner to publish: it
     trained (``loaded`` false) a profile of :data:`SHIPPED_PROFILES` with the paper's pairs
-    (``pairs`` ``None``)."""
-    return profile in SHIPPED_PROFILES and not loaded and pairs is None
+    (``pairs`` ``None`` or the same set; :func:`kacnb.cfm.pretrained.writes_bundle`)."""
+    return pretrained.writes_bundle(profile, loaded, pairs, PAIRS, SHIPPED_PROFILES)
 
 
 def from_bundle(specs: Sequence, entries: dict, info: dict) -> dict[str, Trained]:

@@ -1240,6 +1240,22 @@ models_json = {
 }
 trunc_json = [{**r, "coverage": {f"{k:g}": v for k, v in r["coverage"].items()}} for r in trunc]
 source = f"pretrained bundle {BUNDLE}" if pretrained else "trained in this run"
+# section 13: the (25, 5) models of the exact and the pre-fix law, scored on equal terms
+prefix_json = None
+if prefix_model is not None:
+    prefix_json = {
+        key: {
+            "nll": s["nll"],
+            "coverage_5sigma": s["covered"][TIGHT],
+            "coverage_50sigma": s["covered"][MID],
+            "coverage_0.05": s["covered"][LOOSE],
+            "nfe": s["nfe"],
+            "field_median": s["field_median"],
+        }
+        for key, s in law_scores.items()
+    }
+    prefix_json["n_gen"] = cfg["n_gen"]
+    prefix_json["weights"] = f"pretrained bundle {PREFIX_BUNDLE}" if pretrained else source
 _ = report.write_metrics(
     STEM,
     profile,
@@ -1247,6 +1263,7 @@ _ = report.write_metrics(
     figures_dir,
     models=models_json,
     truncation=trunc_json,
+    prefix_law=prefix_json,
     weights=source,
 )
 

@@ -128,6 +128,33 @@ def test_shipped_bundle_reproduces_the_committed_metrics():
             assert _within(value, ref[name], N_CHECK), (key, name, value, ref[name])
 
 
+PREFIX_BUNDLE = "04_prefix_law_paper"
+
+
+def test_shipped_prefix_model_reproduces_the_committed_scores():
+    """Section 13 of the committed notebook 04 scores the shipped pre-fix-law (25, 5) model.
+
+    The bundle holds that one model, trained for 500k iterations with the settings of the
+    paper bundle (the two (25, 5) models differ only in the law of K(t)), and fresh samples
+    from its own latent reproduce the committed shares within 50 mode standard deviations
+    and within 0.05 of a mode to five standard errors.
+    """
+    committed = _committed().get("prefix_law")
+    assert committed is not None, "notebook 04 is committed without section 13's pre-fix model"
+    assert committed["weights"] == f"pretrained bundle {PREFIX_BUNDLE}"
+    entries, info = pretrained.load_bundle(pretrained.default_dir(), PREFIX_BUNDLE)
+    spec = gmm2d.prefix_model(T=1.0)
+    assert set(entries) == {spec.key}
+    entry = entries[spec.key]
+    assert entry["iterations"] == info["settings"]["steps"] == 500_000
+    paper = json.loads((pretrained.default_dir() / f"{BUNDLE}.json").read_text())["settings"]
+    for key in ("batch_size", "lr", "grad_clip", "ema_decay", "width", "depth", "rtol", "atol"):
+        assert info["settings"][key] == paper[key], key
+    got = _shares(entry["model"], spec.path, grid_mixture(std=1e-4), N_CHECK, seed=12345)
+    for name, value in got.items():
+        assert _within(value, committed[spec.key][name], N_CHECK), (name, value, committed)
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [

@@ -1158,6 +1158,7 @@ if prefix_model is not None:
         )
     ratio = law_scores[PREFIX.key]["field_median"] / law_scores[CORRECT_KEY]["field_median"]
     print(f"field error of the pre-fix model / the correct one: {ratio:.2f}")
+    print(textwrap.fill(gmm2d.law_comparison_text(law_scores, CORRECT_KEY, PREFIX), 100))
 
 # %% [markdown]
 # ## 14. Reproduced / differs

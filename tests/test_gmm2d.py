@@ -389,3 +389,20 @@ def test_prefix_model_differs_from_the_correct_one_only_in_the_law_of_the_noise(
     assert correct.path.noise_law is None
     assert (pre.path.kac.a, pre.path.kac.c, pre.path.T) == (25.0, 5.0, correct.path.T)
     assert (pre.paper_steps, pre.speed_bound) == (correct.paper_steps, correct.speed_bound)
+
+
+def test_law_comparison_text_follows_the_field_errors():
+    pre = gmm2d.prefix_model()
+
+    def scores(err_prefix):
+        return {
+            "kac_25_5": {"field_median": 0.2, "nll": 1700.0},
+            pre.key: {"field_median": err_prefix, "nll": 2100.0},
+        }
+
+    hidden = gmm2d.law_comparison_text(scores(0.19), "kac_25_5", pre)
+    assert "no farther" in hidden and "0.95 times" in hidden and "not visible" in hidden
+    # (25, 5) at T = 1: the pre-fix law is 1.4 % narrower in variance (notebook 02)
+    assert "1.4% narrower" in hidden
+    shows = gmm2d.law_comparison_text(scores(0.3), "kac_25_5", pre)
+    assert "farther from the correct field: 1.50 times" in shows and "not visible" not in shows

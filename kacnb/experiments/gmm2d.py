@@ -46,7 +46,7 @@ from ..cfm.train import TrainResult, checkpoint_file, train
 from ..cfm.train import checkpoint_dir as default_checkpoint_dir
 from ..report import row, span
 from ..theory.kac import Kac
-from ..theory.prefix_law import prefix_law
+from ..theory.prefix_law import exact_law, prefix_law
 
 __all__ = [
     "ModelSpec",
@@ -65,6 +65,7 @@ __all__ = [
     "TARGET_FIX_RECORD",
     "prefix_model",
     "law_comparison",
+    "law_comparison_text",
     "atom_shares",
     "exact_field_claims",
     "run_summary",
@@ -187,6 +188,42 @@ def prefix_model(T: float = 1.0, dim: int = 2) -> ModelSpec:
         path=KacPath(Kac(a, c), T=T, noise_law=prefix_law(a, c)),
         paper_steps=PAPER_PAIRS[PREFIX_PAIR],
         speed_bound=c * math.sqrt(dim),
+    )
+
+
+def law_comparison_text(
+    scores: dict[str, dict], correct: str, prefix: ModelSpec, tol: float = 0.1
+) -> str:
+    """One paragraph on :func:`law_comparison`'s ``scores`` of the ``correct`` model (key)
+    and the ``prefix`` model (:func:`prefix_model`): their field errors against the correct
+    law's exact field, the pre-fix one counted as farther above ``1 + tol`` times the other,
+    beside how much narrower the pre-fix law of K(T) is (``1 - Var_prefix / Var_exact`` at
+    the model's T, from :mod:`kacnb.theory.prefix_law`). Printed by notebook 04, section
+    13, so that its words follow the numbers."""
+    law, T = prefix.path.noise_law, prefix.path.T
+    exact = exact_law(law.a, law.c)
+    variance_deficit = 1 - float(law.variance(T) / exact.variance(T))
+    err_c, err_p = scores[correct]["field_median"], scores[prefix.key]["field_median"]
+    ratio = err_p / err_c
+    if ratio > 1 + tol:
+        verdict = (
+            f"the pre-fix model is farther from the correct field: {ratio:.2f} times the "
+            f"correct model's error. The slip shows in the trained flow."
+        )
+    else:
+        verdict = (
+            f"the pre-fix model is no farther from the correct field ({ratio:.2f} times the "
+            f"correct model's error; above {1 + tol:.2f} would count as farther): at this "
+            f"budget each network misses "
+            f"the exact field by about {min(err_c, err_p):.0%} (median over t), while the "
+            f"pre-fix law of K(T) is only {variance_deficit:.1%} narrower in variance, so the "
+            f"slip is not visible in the trained flow; it biases the target (notebook 02, "
+            f"section 8), but here under the network's own error."
+        )
+    nll = (scores[correct]["nll"], scores[prefix.key]["nll"])
+    return (
+        f"Field error against the correct law's exact field: {err_c:.3f} (correct law) and "
+        f"{err_p:.3f} (pre-fix law); {verdict} NLL {nll[0]:.3g} against {nll[1]:.3g}."
     )
 
 

@@ -376,3 +376,24 @@ def test_budget_verdicts_map_rows_to_their_curves_and_flag_missing_ones():
     assert out[1].startswith("no curve yet") and "u16-b32/a1_c1_T5" in out[1]
     assert out[2] == "-"
     assert budget_verdicts(rows, record, "u32-b64", 600.0)[0].startswith("no curve yet")
+
+
+def test_config_train_s_matches_the_unet_and_batch_and_uses_the_measured_speed():
+    from kacnb.experiments.learning_curve import config_train_s
+
+    small = Curve("u16-b32", {"base": 16, "levels": 2, "blocks": 1, "batch": 32}, [], "m")
+    big = Curve("u32-b64", {"base": 32, "levels": 2, "blocks": 1, "batch": 64}, [], "m")
+    record = {
+        "curves": [small, big],
+        "speed": {"u16-b32": {"steps_per_s": 12.0}, "u32-b64": {"steps_per_s": 2.5}},
+    }
+    long = {"base": 16, "levels": 2, "blocks": 1, "batch": 32, "lr": 2e-3}
+    assert config_train_s(record, long, 18_000) == ("u16-b32", pytest.approx(1500.0))
+    assert config_train_s(record, {**long, "base": 32, "batch": 64}, 500) == (
+        "u32-b64",
+        pytest.approx(200.0),
+    )
+    # the same U-Net at another batch size, the paper's U-Net, no record: no curve
+    assert config_train_s(record, {**long, "batch": 64}, 100) is None
+    assert config_train_s(record, {"base": 64, "levels": 3, "blocks": 2, "batch": 128}, 1) is None
+    assert config_train_s(None, long, 100) is None

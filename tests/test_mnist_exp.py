@@ -339,3 +339,25 @@ def test_shipped_weights_round_trip_through_the_checked_bundle(tmp_path):
     assert not mnist_exp.writes_bundle("long", True, None)  # loaded: nothing new to ship
     assert not mnist_exp.writes_bundle("quick", False, None)
     assert not mnist_exp.writes_bundle("paper", False, [(4, 2)])  # a reader's own pairs
+
+
+def test_target_rows_judge_the_best_t1_model_and_say_by_how_much_it_misses():
+    from kacnb.experiments.mnist_exp import target_rows
+
+    specs = paper_models()
+    fds = [300, 68, 75, 90, 120, 280, 40, 85, 90, 110]  # a T = 5 model is better still
+    scores = {s.key: {"fd": f, "confident": 0.1 * (i % 7)} for i, (s, f) in enumerate(
+        zip(specs, fds, strict=True))}  # fmt: skip
+    rows = target_rows(specs, scores)
+    assert [r["model"] for r in rows] == [specs[1].label] * 2  # (25, 5), T = 1: FD 68
+    assert rows[0]["met"] and rows[0]["gap"] == 0.0 and rows[0]["value"] == 68
+    assert not rows[1]["met"] and rows[1]["gap"] == pytest.approx(0.5)  # 0.1 vs 0.6
+    # FD 75 misses 70 by 5; a share of 0.6 meets its target exactly
+    scores[specs[1].key] = {"fd": 80.0, "confident": 0.6}
+    rows = target_rows(specs, scores)
+    assert rows[0]["model"] == specs[2].label and rows[0]["gap"] == pytest.approx(5.0)
+    assert not rows[0]["met"]
+    scores[specs[2].key]["confident"] = 0.6
+    assert target_rows(specs, scores)[1]["met"]
+    with pytest.raises(ValueError, match="T = 1"):
+        target_rows([s for s in specs if s.T == 5.0], scores)

@@ -328,3 +328,33 @@ def test_save_bundle_refuses_a_model_it_could_not_load(tmp_path):
             {"k": _trained(torch.nn.Linear(2, 2))}, tmp_path, "b", {"run": "test"}
         )
     assert not any(tmp_path.iterdir())
+
+
+def test_extras_round_trip_and_are_checked(tmp_path, trained):
+    from kacnb.experiments.classifier import DigitClassifier
+    from kacnb.experiments.mnist_exp import CLASSIFIER_EXTRA, shipped_classifier
+
+    _, models = trained
+    torch.manual_seed(3)
+    clf = DigitClassifier().eval()
+    extras = {CLASSIFIER_EXTRA: clf.state_dict()}
+    js = pretrained.save_bundle(models, tmp_path, "b", {"run": "test"}, extras=extras)
+    assert json.loads(js.read_text())["extras"] == [CLASSIFIER_EXTRA]
+    back = shipped_classifier(tmp_path, "b")
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    torch.testing.assert_close(back(x), clf(x), rtol=0, atol=0)
+    with pytest.raises(pretrained.BundleError, match="no extra weights 'other'"):
+        pretrained.load_extra(tmp_path, "b", "other")
+    # weights of another network under the classifier's key: refused, not half-loaded
+    wrong = {CLASSIFIER_EXTRA: DigitClassifier(n_features=64).state_dict()}
+    pretrained.save_bundle(models, tmp_path, "w", {"run": "test"}, extras=wrong)
+    with pytest.raises(pretrained.BundleError, match="do not fit DigitClassifier"):
+        shipped_classifier(tmp_path, "w")
+    # an altered file is refused before the extras are read
+    pt = tmp_path / "b.pt"
+    pt.write_bytes(pt.read_bytes()[:-10])
+    with pytest.raises(pretrained.BundleError, match="does not match"):
+        shipped_classifier(tmp_path, "b")
+    with pytest.raises(ValueError, match="dict of tensors"):
+        pretrained.save_bundle(models, tmp_path, "x", {"run": "test"}, extras={"c": {"a": 1}})
+    assert not (tmp_path / "x.pt").exists()

@@ -9,7 +9,9 @@ A bundle is two files in ``pretrained/``: ``<name>.pt`` holds, per model key, th
 were supported give an MLP's ``{"width", "depth"}`` only), the training settings, the run's
 provenance and the SHA-256 of the ``.pt`` file. :func:`load_bundle` checks every architecture
 against :data:`~kacnb.cfm.models.ARCH_LIMITS` and the checksum before reading, and reads with
-``torch.load(weights_only=True)``, which refuses pickled code.
+``torch.load(weights_only=True)``, which refuses pickled code. A bundle may also keep
+``extras``, further state dicts in the same checksummed ``.pt`` (notebook 05 keeps the
+classifier that scored its models), read with :func:`load_extra` after the same checks.
 
 Notebook 04 (MLPs of the 2D experiment) never writes ``pretrained/`` itself: a paper-profile
 training run of the paper's models (:func:`writes_bundle`) saves its bundle in its own output
@@ -36,6 +38,7 @@ __all__ = [
     "BundleError",
     "save_bundle",
     "load_bundle",
+    "load_extra",
     "train_result",
     "sha256",
     "loss_curve",
@@ -108,7 +111,13 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: dict) -> Path:
+def save_bundle(
+    trained: dict,
+    directory: str | os.PathLike,
+    name: str,
+    info: dict,
+    extras: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> Path:
     """Write ``<directory>/<name>.pt`` and ``.json`` from ``{key: trained model}``.
 
     Each value has ``model`` (an :class:`~kacnb.cfm.models.MLP` or
@@ -118,6 +127,9 @@ def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: di
     :func:`~kacnb.cfm.models.architecture`; ``info`` (JSON-serialisable: settings, profile,
     device, commit, wall time) goes into it with the checksum. Returns the ``.json`` path.
     ``ValueError`` (nothing written) for a model :func:`load_bundle` would refuse to build.
+    ``extras`` (``{key: state dict}``) are further plain tensors kept in the same checksummed
+    ``.pt``, e.g. the weights of the classifier that scored the models; their keys are listed
+    under ``"extras"`` in the ``.json`` and :func:`load_extra` reads them back.
     """
     shapes = {}
     for key, tr in trained.items():
@@ -127,7 +139,18 @@ def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: di
             raise ValueError(f"{name}: model {key}: {exc}") from None
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    extras = {} if extras is None else extras
+    for key, state in extras.items():
+        if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()
+        ):
+            raise ValueError(f"{name}: extra {key!r} must be a dict of tensors (a state dict)")
     payload = {"format": FORMAT, "models": {}}
+    if extras:
+        payload["extras"] = {
+            key: {k: v.detach().cpu().clone() for k, v in state.items()}
+            for key, state in extras.items()
+        }
     for key, tr in trained.items():
         res = tr.result
         it, mean = loss_curve(res.losses)
@@ -145,6 +168,8 @@ def save_bundle(trained: dict, directory: str | os.PathLike, name: str, info: di
     pt = directory / f"{name}.pt"
     _atomic_write(pt, lambda tmp: torch.save(payload, tmp))
     meta = {"format": FORMAT, "file": pt.name, "sha256": sha256(pt), "models": shapes, **info}
+    if extras:
+        meta["extras"] = sorted(extras)
     js = directory / f"{name}.json"
     _atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1) + "\n"))
     return js
@@ -217,20 +242,12 @@ def _describe(arch: dict) -> str:
     return f"{kind} of " + ", ".join(f"{k} {v}" for k, v in arch.items() if k != "arch")
 
 
-def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[dict, dict]:
-    """Verify and read a bundle: ``({key: entry}, info)``.
-
-    Each entry has ``model`` (the :class:`~kacnb.cfm.models.MLP` or
-    :class:`~kacnb.cfm.models.UNet` the ``.json`` names, float32 on the CPU, in eval mode, no
-    gradients), ``best_step``, ``best_value``, ``validation`` [(iteration, value)],
-    ``loss_curve`` (iterations, means) and ``iterations``. ``dim`` is the number of
-    coordinates of the MLPs of bundles in the first form (``{"width", "depth"}`` only); the
-    other entries carry their own. Raises :class:`BundleError` naming the file (and the model
-    key) when it is missing, its ``.json`` is malformed or names an architecture beyond
-    :data:`~kacnb.cfm.models.ARCH_LIMITS` (checked before anything is read or built), its
-    checksum differs from the ``.json``, it holds anything but tensors and numbers, or the
-    weights do not fit the architecture.
-    """
+def _checked_payload(
+    directory: str | os.PathLike, name: str, dim: int = 2
+) -> tuple[dict, dict, object, tuple[Path, Path]]:
+    """``(info, {key: architecture}, payload, (json path, pt path))`` of a bundle whose
+    ``.json`` passes :func:`_read_info` and whose ``.pt`` matches its SHA-256, read with
+    ``weights_only=True``; :class:`BundleError` otherwise."""
     directory = Path(directory)
     js, pt = directory / f"{name}.json", directory / f"{name}.pt"
     if not js.exists() or not pt.exists():
@@ -246,6 +263,24 @@ def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[
         payload = torch.load(pt, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError for anything but plain data
         raise BundleError(f"{pt.name}: refused to load ({type(exc).__name__}: {exc})") from None
+    return info, archs, payload, (js, pt)
+
+
+def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[dict, dict]:
+    """Verify and read a bundle: ``({key: entry}, info)``.
+
+    Each entry has ``model`` (the :class:`~kacnb.cfm.models.MLP` or
+    :class:`~kacnb.cfm.models.UNet` the ``.json`` names, float32 on the CPU, in eval mode, no
+    gradients), ``best_step``, ``best_value``, ``validation`` [(iteration, value)],
+    ``loss_curve`` (iterations, means) and ``iterations``. ``dim`` is the number of
+    coordinates of the MLPs of bundles in the first form (``{"width", "depth"}`` only); the
+    other entries carry their own. Raises :class:`BundleError` naming the file (and the model
+    key) when it is missing, its ``.json`` is malformed or names an architecture beyond
+    :data:`~kacnb.cfm.models.ARCH_LIMITS` (checked before anything is read or built), its
+    checksum differs from the ``.json``, it holds anything but tensors and numbers, or the
+    weights do not fit the architecture.
+    """
+    info, archs, payload, (js, pt) = _checked_payload(directory, name, dim)
     models = payload.get("models") if isinstance(payload, dict) else None
     if not isinstance(models, dict):
         raise BundleError(f"{pt.name}: no table of models")
@@ -273,3 +308,15 @@ def load_bundle(directory: str | os.PathLike, name: str, dim: int = 2) -> tuple[
             "iterations": entry["iterations"],
         }
     return out, info
+
+
+def load_extra(directory: str | os.PathLike, name: str, key: str) -> dict[str, torch.Tensor]:
+    """The state dict ``extras[key]`` that :func:`save_bundle` kept in bundle ``name``, after
+    the same checks as :func:`load_bundle` (checksum, plain data only). Raises
+    :class:`BundleError` when the bundle is missing or altered or has no such extra."""
+    _, _, payload, (_, pt) = _checked_payload(directory, name)
+    extras = payload.get("extras") if isinstance(payload, dict) else None
+    state = extras.get(key) if isinstance(extras, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BundleError(f"{pt.name}: no extra weights {key!r}")
+    return state

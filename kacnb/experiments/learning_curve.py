@@ -47,6 +47,7 @@ __all__ = [
     "more_budget",
     "CLAIM_CURVES",
     "budget_verdicts",
+    "config_train_s",
     "long_table",
     "model_label",
     "unfinished",
@@ -371,6 +372,22 @@ def budget_verdicts(
             continue
         out.append(more_budget(curves[models[0]], curves[models[1]], at_s, rel))
     return out
+
+
+def config_train_s(record: dict | None, settings: dict, steps: int) -> tuple[str, float] | None:
+    """The configuration of a long record (:func:`load_record`) that trains the U-Net and
+    batch of ``settings`` (keys ``base``, ``levels``, ``blocks``, ``batch``) and the training
+    seconds ``steps`` optimiser steps take at its measured ``steps_per_s``: ``(name,
+    seconds)``, for :func:`budget_verdicts`; ``None`` when the record has no such curve."""
+    if record is None:
+        return None
+    keys = ("base", "levels", "blocks", "batch")
+    for curve in record["curves"]:
+        if all(curve.settings.get(k) == settings.get(k) for k in keys):
+            speed = record.get("speed", {}).get(curve.name, {}).get("steps_per_s")
+            if speed:
+                return curve.name, steps / float(speed)
+    return None
 
 
 def long_table(record: dict, rel: float = 0.05) -> list[dict]:

@@ -67,6 +67,8 @@ __all__ = [
     "bundle_name",
     "writes_bundle",
     "from_bundle",
+    "CLASSIFIER_EXTRA",
+    "shipped_classifier",
     "Generated",
     "generate",
     "generate_cached",
@@ -78,6 +80,8 @@ __all__ = [
     "sample_and_score",
     "tile_images",
     "run_summary",
+    "TARGETS",
+    "target_rows",
 ]
 
 #: The paper's pairs (a, c) for MNIST generation (Figures 7-8); c^2 / a = 1 for each.
@@ -419,6 +423,29 @@ def from_bundle(specs: Sequence, entries: dict, info: dict) -> dict[str, Trained
     return out
 
 
+#: Key of the classifier's weights among a 05 bundle's extras
+#: (:func:`kacnb.cfm.pretrained.save_bundle`): the shipped models are scored with the very
+#: classifier that scored them when they were committed.
+CLASSIFIER_EXTRA = "classifier"
+
+
+def shipped_classifier(directory: str | Path, name: str) -> DigitClassifier:
+    """The :class:`DigitClassifier` kept in bundle ``name`` (extra :data:`CLASSIFIER_EXTRA`),
+    on the CPU in eval mode, after the bundle's checksum and plain-data checks
+    (:func:`kacnb.cfm.pretrained.load_extra`). Raises
+    :class:`~kacnb.cfm.pretrained.BundleError` when it is missing or does not fit."""
+    state = pretrained.load_extra(directory, name, CLASSIFIER_EXTRA)
+    clf = DigitClassifier()
+    try:
+        clf.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise pretrained.BundleError(
+            f"{name}: the classifier weights do not fit DigitClassifier ({first})"
+        ) from None
+    return clf.eval().requires_grad_(False)
+
+
 def classifier_or_train(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -731,4 +758,35 @@ def run_summary(
             f"the best Kac model at the same horizon, ({best.a:g}, {best.c:g}), "
             f"FD {scores[best.key]['fd']:.0f}."
         )
+    return out
+
+
+#: The targets for notebook 05's long profile (2-core CPU, hours): the best Kac model at
+#: ``T = 1`` reaches an FD of at most ``fd`` at 256 samples and a ``confident`` share of at
+#: least 0.6 (readable digits); project goals, not claims of the paper.
+TARGETS = {"fd": 70.0, "confident": 0.6}
+
+
+def target_rows(
+    specs: Sequence[MnistModel], scores: dict[str, dict], targets: dict | None = None
+) -> list[dict]:
+    """Each of :data:`TARGETS` (or ``targets``) for the Kac model of lowest FD at ``T = 1``
+    among ``specs``: ``{"target", "model", "value", "met", "gap"}``. ``gap`` is how far the
+    value is on the wrong side of the target (0 when met): ``fd - 70`` for the FD, ``0.6 -
+    confident`` for the share. Raises ``ValueError`` without a ``T = 1`` model."""
+    targets = TARGETS if targets is None else targets
+    ones = [s for s in specs if s.T == 1.0]
+    if not ones:
+        raise ValueError("target_rows needs a model with T = 1")
+    best = min(ones, key=lambda s: scores[s.key]["fd"])
+    sc = scores[best.key]
+    out = []
+    if "fd" in targets:
+        gap = max(0.0, sc["fd"] - targets["fd"])
+        out.append({"target": f"FD <= {targets['fd']:g}", "model": best.label,
+                    "value": float(sc["fd"]), "met": gap == 0.0, "gap": gap})  # fmt: skip
+    if "confident" in targets:
+        gap = max(0.0, targets["confident"] - sc["confident"])
+        out.append({"target": f"confident >= {targets['confident']:g}", "model": best.label,
+                    "value": float(sc["confident"]), "met": gap == 0.0, "gap": gap})  # fmt: skip
     return out

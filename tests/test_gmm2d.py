@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -406,3 +407,22 @@ def test_law_comparison_text_follows_the_field_errors():
     assert "1.4% narrower" in hidden
     shows = gmm2d.law_comparison_text(scores(0.3), "kac_25_5", pre)
     assert "farther from the correct field: 1.50 times" in shows and "not visible" not in shows
+
+
+def test_law_comparison_record_keeps_each_radius_under_its_name():
+    pre = gmm2d.prefix_model()
+    radii = (5e-4, 5e-3, 0.05)
+    scores = {
+        key: {"nll": nll, "nfe": 50, "field_median": err,
+              "covered": {5e-4: cov[0], 5e-3: cov[1], 0.05: cov[2]}}
+        for key, nll, err, cov in (("kac_25_5", 1700.0, 0.2, (0.0, 0.5, 0.9)),
+                                   (pre.key, 2100.0, 0.19, (0.1, 0.6, 0.95)))
+    }  # fmt: skip
+    rec = gmm2d.law_comparison_record(scores, radii, 4096, "pretrained bundle x")
+    assert rec["n_gen"] == 4096 and rec["weights"] == "pretrained bundle x"
+    assert rec[pre.key] == {"nll": 2100.0, "coverage_5sigma": 0.1, "coverage_50sigma": 0.6,
+                            "coverage_0.05": 0.95, "nfe": 50, "field_median": 0.19}  # fmt: skip
+    assert rec["kac_25_5"]["coverage_5sigma"] == 0.0
+    json.dumps(rec)  # goes into the metrics file as it is
+    with pytest.raises(ValueError, match="three coverage radii"):
+        gmm2d.law_comparison_record(scores, radii[:2], 4096, "x")

@@ -66,6 +66,7 @@ __all__ = [
     "prefix_model",
     "law_comparison",
     "law_comparison_text",
+    "law_comparison_record",
     "atom_shares",
     "exact_field_claims",
     "run_summary",
@@ -225,6 +226,31 @@ def law_comparison_text(
         f"Field error against the correct law's exact field: {err_c:.3f} (correct law) and "
         f"{err_p:.3f} (pre-fix law); {verdict} NLL {nll[0]:.3g} against {nll[1]:.3g}."
     )
+
+
+def law_comparison_record(
+    scores: dict[str, dict], radii: Sequence[float], n_gen: int, weights: str
+) -> dict:
+    """The metrics-file entry of :func:`law_comparison`'s ``scores`` (notebook 04, section
+    13): per model key its ``nll``, ``nfe``, ``field_median`` and the shares of samples within
+    each of the three ``radii`` of a mode (tight, mid, loose: ``coverage_5sigma``,
+    ``coverage_50sigma``, ``coverage_0.05``), plus the number of samples ``n_gen`` and where
+    the pre-fix model's ``weights`` came from."""
+    if len(radii) != 3:
+        raise ValueError(f"radii must be the three coverage radii (tight, mid, loose), got {radii}")
+    names = ("coverage_5sigma", "coverage_50sigma", "coverage_0.05")
+    out: dict = {
+        key: {
+            "nll": s["nll"],
+            **{name: s["covered"][r] for name, r in zip(names, radii, strict=True)},
+            "nfe": s["nfe"],
+            "field_median": s["field_median"],
+        }
+        for key, s in scores.items()
+    }
+    out["n_gen"] = n_gen
+    out["weights"] = weights
+    return out
 
 
 def law_comparison(

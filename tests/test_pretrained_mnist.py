@@ -31,9 +31,10 @@ from kacnb.experiments.mnist_exp import (
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ROOT / "figures" / "runs" / "05_mnist.metrics.json"
 COMMITTED = json.loads(METRICS.read_text())
-#: Relative FD tolerance between two independent sets of 256 samples of one model (the
-#: FD's sampling spread at this size is a few per cent, measured over seeds).
-FD_RTOL = 0.15
+#: Relative FD tolerance between two independent sets of 256 samples of one model. Four
+#: latent seeds of the long profile's (25, 5), T = 1 model gave FD 66.6-73.2 (spread about 4%);
+#: 20 instead of 100 Euler steps gave 91.5, and its (1, 1) model 250.
+FD_RTOL = 0.10
 
 pytestmark = pytest.mark.skipif(
     COMMITTED["profile"] not in SHIPPED_PROFILES,

@@ -361,3 +361,24 @@ def test_target_rows_judge_the_best_t1_model_and_say_by_how_much_it_misses():
     assert target_rows(specs, scores)[1]["met"]
     with pytest.raises(ValueError, match="T = 1"):
         target_rows([s for s in specs if s.T == 5.0], scores)
+
+
+def test_chunks_change_the_speed_not_the_samples():
+    """The latents are drawn before the chunks are integrated and the U-Net treats each image
+    on its own (GroupNorm per image), so any chunk size gives the same samples."""
+    from kacnb.cfm.models import UNet
+
+    torch.manual_seed(0)
+    net = UNet(channels=1, base=8, levels=2, blocks=1).eval()
+    spec = MnistModel(25.0, 5.0, 1.0)
+
+    def draw(chunk):
+        gen = torch.Generator().manual_seed(5)
+        return generate(net, spec, 12, 3, gen, n_saved=2, keep_trajectory=5, chunk=chunk)
+
+    whole, pieces = draw(500), draw(5)
+    torch.testing.assert_close(pieces.latent, whole.latent, rtol=0, atol=0)
+    torch.testing.assert_close(pieces.x, whole.x, rtol=0, atol=1e-5)
+    torch.testing.assert_close(pieces.trajectory, whole.trajectory, rtol=0, atol=1e-5)
+    assert pieces.trajectory.shape[1] == 5 and pieces.nfe == whole.nfe == 3
+    assert not torch.allclose(whole.x, whole.latent)  # the network did move the samples

@@ -1156,8 +1156,6 @@ if prefix_model is not None:
             f"{label:30s} {s['nll']:9.3g} {cov[TIGHT]:6.3f} {cov[MID]:6.3f} {cov[LOOSE]:6.3f}"
             f" {s['nfe']:5d} {s['field_median']:28.3f}"
         )
-    ratio = law_scores[PREFIX.key]["field_median"] / law_scores[CORRECT_KEY]["field_median"]
-    print(f"field error of the pre-fix model / the correct one: {ratio:.2f}")
     print(textwrap.fill(gmm2d.law_comparison_text(law_scores, CORRECT_KEY, PREFIX), 100))
 
 # %% [markdown]
@@ -1244,19 +1242,8 @@ source = f"pretrained bundle {BUNDLE}" if pretrained else "trained in this run"
 # section 13: the (25, 5) models of the exact and the pre-fix law, scored on equal terms
 prefix_json = None
 if prefix_model is not None:
-    prefix_json = {
-        key: {
-            "nll": s["nll"],
-            "coverage_5sigma": s["covered"][TIGHT],
-            "coverage_50sigma": s["covered"][MID],
-            "coverage_0.05": s["covered"][LOOSE],
-            "nfe": s["nfe"],
-            "field_median": s["field_median"],
-        }
-        for key, s in law_scores.items()
-    }
-    prefix_json["n_gen"] = cfg["n_gen"]
-    prefix_json["weights"] = f"pretrained bundle {PREFIX_BUNDLE}" if pretrained else source
+    prefix_source = f"pretrained bundle {PREFIX_BUNDLE}" if pretrained else source
+    prefix_json = gmm2d.law_comparison_record(law_scores, RADII, cfg["n_gen"], prefix_source)
 _ = report.write_metrics(
     STEM,
     profile,

@@ -788,12 +788,10 @@ def target_rows(
     best = min(ones, key=lambda s: scores[s.key]["fd"])
     sc = scores[best.key]
     out = []
-    if "fd" in targets:
-        gap = max(0.0, sc["fd"] - targets["fd"])
-        out.append({"target": f"FD <= {targets['fd']:g}", "model": best.label,
-                    "value": float(sc["fd"]), "met": gap == 0.0, "gap": gap})  # fmt: skip
-    if "confident" in targets:
-        gap = max(0.0, targets["confident"] - sc["confident"])
-        out.append({"target": f"confident >= {targets['confident']:g}", "model": best.label,
-                    "value": float(sc["confident"]), "met": gap == 0.0, "gap": gap})  # fmt: skip
+    for key, target in targets.items():
+        upper = key == "fd"  # the FD is an upper bound, every share a lower one
+        gap = max(0.0, (sc[key] - target) if upper else (target - sc[key]))
+        name = f"FD <= {target:g}" if upper else f"{key} >= {target:g}"
+        out.append({"target": name, "model": best.label, "value": float(sc[key]),
+                    "met": gap == 0.0, "gap": gap})  # fmt: skip
     return out

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import pickle
 from types import SimpleNamespace
 
 import pytest
 import torch
+from tolerance import shares_agree
 
 from kacnb.cfm import pretrained
 from kacnb.cfm.metrics import grid_mixture
@@ -98,12 +98,6 @@ def _shares(model, path, gmm, n, seed):
     return {"coverage_50sigma": float(cov[5e-3]), "coverage_0.05": float(cov[0.05])}
 
 
-def _within(measured: float, committed: float, n: int) -> bool:
-    """Two independent estimates of one share agree to 5 standard errors of their difference."""
-    p = min(max((measured + committed) / 2, 1.0 / n), 1 - 1.0 / n)
-    return abs(measured - committed) <= 5 * math.sqrt(2 * p * (1 - p) / n)
-
-
 def test_shipped_bundle_reproduces_the_committed_metrics():
     """The committed notebook 04 is the paper run, and the shipped weights are its models.
 
@@ -125,7 +119,7 @@ def test_shipped_bundle_reproduces_the_committed_metrics():
         assert entry["iterations"] == ref["iterations"] >= 460_000, key
         got = _shares(entry["model"], specs[key].path, gmm, N_CHECK, seed=12345)
         for name, value in got.items():
-            assert _within(value, ref[name], N_CHECK), (key, name, value, ref[name])
+            assert shares_agree(value, ref[name], N_CHECK, z=5), (key, name, value, ref[name])
 
 
 PREFIX_BUNDLE = "04_prefix_law_paper"
@@ -152,7 +146,11 @@ def test_shipped_prefix_model_reproduces_the_committed_scores():
         assert info["settings"][key] == paper[key], key
     got = _shares(entry["model"], spec.path, grid_mixture(std=1e-4), N_CHECK, seed=12345)
     for name, value in got.items():
-        assert _within(value, committed[spec.key][name], N_CHECK), (name, value, committed)
+        assert shares_agree(value, committed[spec.key][name], N_CHECK, z=5), (
+            name,
+            value,
+            committed,
+        )
 
 
 @pytest.mark.parametrize(

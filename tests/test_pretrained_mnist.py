@@ -8,11 +8,11 @@ and ships none, so these tests are skipped while it is the committed one.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 import torch
+from tolerance import shares_agree
 
 from kacnb.cfm import pretrained
 from kacnb.cfm.metrics import frechet_distance
@@ -41,12 +41,6 @@ pytestmark = pytest.mark.skipif(
     reason=f"notebook 05 is committed from the {COMMITTED['profile']} profile, which ships "
     f"no weights",
 )
-
-
-def _within(measured: float, committed: float, n: int) -> bool:
-    """Two independent estimates of one share agree to 4 standard errors of their difference."""
-    p = min(max((measured + committed) / 2, 1.0 / n), 1 - 1.0 / n)
-    return abs(measured - committed) <= 4 * math.sqrt(2 * p * (1 - p) / n)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +89,9 @@ def test_fresh_samples_of_the_best_model_reproduce_its_committed_scores(shipped)
 
     got = scores(steps)
     assert got["fd"] == pytest.approx(ref["fd"], rel=FD_RTOL), (key, got["fd"], ref["fd"])
-    assert _within(got["confident"], ref["confident"], n), (got["confident"], ref["confident"])
+    assert shares_agree(got["confident"], ref["confident"], n, z=4), (
+        got["confident"],
+        ref["confident"],
+    )
     coarse = scores(max(1, steps // 5))
     assert coarse["fd"] != pytest.approx(ref["fd"], rel=FD_RTOL), (coarse["fd"], ref["fd"])

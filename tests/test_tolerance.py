@@ -3,8 +3,10 @@ and rejects real changes."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
-from tolerance import Tolerance, compare_text, parse_marker
+from tolerance import Tolerance, compare_text, parse_marker, shares_agree
 
 REF = "Kac (25, 5)      7.26e+06  5.75e+06    0.000   0.020     9 3.47e-01   26 | reproduced\n"
 
@@ -44,3 +46,16 @@ def test_absolute_tolerance_for_small_counts():
     tol = Tolerance(rtol=0.0, atol=0.5)
     assert compare_text("0.2   0.5   0.0", "0.0   0.2   0.2", tol) is None
     assert compare_text("0.2   0.5   0.0", "0.0   1.2   0.2", tol) is not None
+
+
+def test_shares_agree_at_the_binomial_standard_error_of_a_difference():
+    # p = 0.5, n = 200: the difference of two independent shares has SE sqrt(2 * 0.25 / 200)
+    se = math.sqrt(2 * 0.25 / 200)
+    assert shares_agree(0.5 - 1.9 * se, 0.5 + 1.9 * se, 200, z=4)  # 3.8 SE apart
+    assert not shares_agree(0.5 - 2.1 * se, 0.5 + 2.1 * se, 200, z=4)  # 4.2 SE apart
+    # the SE shrinks with n: the same 0.1 gap passes at n = 100 and fails at n = 10 000
+    assert shares_agree(0.45, 0.55, 100, z=4)
+    assert not shares_agree(0.45, 0.55, 10_000, z=4)
+    # shares of 0 and 1 keep a nonzero error: a single draw of 1000 does not fail the check
+    assert shares_agree(0.0, 0.001, 1000, z=4)
+    assert not shares_agree(0.0, 0.05, 1000, z=4)

@@ -18,7 +18,7 @@ import re
 
 from kacnb.collection.numtext import split_numbers
 
-__all__ = ["MARKER", "Tolerance", "parse_marker", "compare_text"]
+__all__ = ["MARKER", "Tolerance", "parse_marker", "compare_text", "shares_agree"]
 
 MARKER = "NBVAL_TOLERANCE"
 _MARKER_RE = re.compile(r"#\s*NBVAL_TOLERANCE\b(?P<args>[^\n]*)")
@@ -42,6 +42,14 @@ class Tolerance:
         if math.isinf(ref) or math.isinf(new):
             return ref == new
         return abs(ref - new) <= self.atol + self.rtol * max(abs(ref), abs(new))
+
+
+def shares_agree(a: float, b: float, n: int, z: float) -> bool:
+    """Two independent estimates ``a``, ``b`` of one share, each from ``n`` draws, agree to
+    ``z`` standard errors of their difference (binomial, the pooled share clipped to
+    ``[1/n, 1 - 1/n]`` so that a share of 0 or 1 still has a nonzero error)."""
+    p = min(max((a + b) / 2, 1.0 / n), 1 - 1.0 / n)
+    return abs(a - b) <= z * math.sqrt(2 * p * (1 - p) / n)
 
 
 def parse_marker(source: str) -> Tolerance | None:

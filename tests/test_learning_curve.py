@@ -20,7 +20,7 @@ from kacnb.experiments.learning_curve import (
     measure,
     pick,
 )
-from kacnb.experiments.mnist_exp import MnistModel, image_sampler
+from kacnb.experiments.mnist_exp import MnistModel, generate, image_sampler
 
 
 class Clock:
@@ -33,13 +33,13 @@ class Clock:
         return self.values.pop(0)
 
 
-def _probe(clock, budget=None, every=5):
+def _probe(clock, budget=None, every=5, **kwargs):
     torch.manual_seed(0)
     clf = DigitClassifier().eval()
     ref = torch.randn(50, 128)
     return QualityProbe(
         MnistModel(1.0, 1.0, 1.0), clf, ref, n_samples=8, euler_dt=0.5, eval_every=every,
-        budget_s=budget, clock=clock,
+        budget_s=budget, clock=clock, **kwargs,
     )  # fmt: skip
 
 
@@ -62,6 +62,30 @@ def test_probe_counts_training_time_only():
     # the same latents at every point: the same (still) network gives the same scores
     assert a.fd == b.fd and a.confident == b.confident
     assert 0.0 <= a.confident <= 1.0 and 0 <= a.coverage <= 10
+
+
+def test_probe_scores_the_same_samples_in_any_chunk_size(monkeypatch):
+    # the probe passes its chunk to the sampler, and the chunk changes no digit
+    def shrink(t, x):
+        return -0.3 * x
+
+    used = []
+
+    def spy(*args, **kwargs):
+        used.append(kwargs.get("chunk"))
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(learning_curve, "generate", spy)
+    scores = []
+    for chunk in (3, 8, 64):
+        probe = _probe(Clock([0, 1, 1, 2, 2]), sample_chunk=chunk)
+        probe.start()
+        probe(shrink, None)
+        scores.append((probe.points[0].fd, probe.points[0].confident))
+    assert used == [3, 8, 64]
+    assert scores[0] == scores[1] == scores[2]
+    with pytest.raises(ValueError, match="sample_chunk"):
+        _probe(Clock([0]), sample_chunk=0)
 
 
 def test_probe_stops_at_its_budget_and_needs_start():

@@ -133,6 +133,9 @@ class QualityProbe:
     moving the curve. ``points`` and ``start_step`` resume a probe whose run resumes from a
     checkpoint at ``start_step`` (points after it are dropped: they are scored again);
     ``on_point(points)`` is called after every new point (the tool saves them there).
+    ``sample_chunk``: images per network call when scoring (the same samples for any value,
+    see :func:`~kacnb.experiments.mnist_exp.generate`; 64 is about 1.5 times faster on a CPU
+    than 256 at once).
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class QualityProbe:
         points: Sequence[CurvePoint] = (),
         start_step: int = 0,
         on_point: Callable[[list[CurvePoint]], None] | None = None,
+        sample_chunk: int = 64,
     ):
         if n_samples < 2:
             raise ValueError(f"n_samples must be >= 2 (a covariance is needed), got {n_samples}")
@@ -177,6 +181,9 @@ class QualityProbe:
         self.score_steps = score_steps
         self.seconds_per_step = seconds_per_step
         self.on_point = on_point
+        if sample_chunk < 1:
+            raise ValueError(f"sample_chunk must be >= 1, got {sample_chunk!r}")
+        self.sample_chunk = int(sample_chunk)
         self.step = (int(start_step) // self.eval_every) * self.eval_every
         self.points: list[CurvePoint] = [p for p in points if p.step <= self.step]
         self.train_s = self.points[-1].train_s if self.points else 0.0
@@ -201,7 +208,9 @@ class QualityProbe:
         gen = torch.Generator(self.device).manual_seed(self.seed)
         t0 = self.clock()
         with torch.no_grad():
-            x = generate(model, self.spec, self.n_samples, self.steps, gen).x
+            x = generate(
+                model, self.spec, self.n_samples, self.steps, gen, chunk=self.sample_chunk
+            ).x
         sample_s = self.clock() - t0
         scores = evaluate(self.classifier, x, self.reference_features)
         self.points.append(

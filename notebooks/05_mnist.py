@@ -67,6 +67,7 @@ from kacnb.experiments import learning_curve
 from kacnb.experiments.classifier import features, predict
 from kacnb.experiments.data import mnist
 from kacnb.experiments.mnist_exp import (
+    CLASSIFIER_EXTRA,
     CONFIDENT,
     IMAGE_SHAPE,
     PAIRS,
@@ -81,6 +82,8 @@ from kacnb.experiments.mnist_exp import (
     image_sampler,
     paper_models,
     run_summary,
+    shipped_classifier,
+    target_rows,
     tile_images,
     train_model,
     writes_bundle,
@@ -96,11 +99,16 @@ SETTINGS = {
     # n_train: training images the flows draw from (None: all 60000); n_clf / clf_epochs:
     # classifier training images and epochs; n_test: test images (split into two halves A, B);
     # unet: U-Net size; steps / batch / lr / ema / grad_clip: CFM training of each model;
-    # n_samples: generated digits per model; euler_dt: the explicit Euler step size, the same
+    # n_samples: generated digits per model; n_large: digits drawn again from the best Kac
+    # model at T = 1 for its FD at a larger sample size (None: none beyond n_samples);
+    # euler_dt: the explicit Euler step size, the same
     # for T = 1 and T = 5 (N = T / euler_dt steps); n_saved: times stored along the Euler
     # path (T / euler_dt must be a multiple of n_saved - 1); n_traj: trajectories shown per
-    # model (App. A.2); gpu: speed settings used on a CUDA device only (bf16 autocast for
-    # training and sampling, channels_last, torch.compile; see kacnb.cfm.config.TrainConfig).
+    # model (App. A.2); sample_chunk: images per network call when sampling (speed only, the
+    # samples do not depend on it; 64 is fastest on a 2-core CPU,
+    # benchmarks/bench_sample_mnist.py); gpu: speed settings used on a CUDA device only (bf16
+    # autocast for training and sampling, channels_last, torch.compile; see
+    # kacnb.cfm.config.TrainConfig).
     "smoke": {
         "n_train": 500,
         "n_clf": 2000,
@@ -113,9 +121,11 @@ SETTINGS = {
         "ema": 0.9,
         "grad_clip": 1.0,
         "n_samples": 32,
+        "n_large": 64,
         "euler_dt": 0.25,
         "n_saved": 5,
         "n_traj": 2,
+        "sample_chunk": 64,
         "gpu": None,
     },
     "quick": {
@@ -130,9 +140,11 @@ SETTINGS = {
         "ema": 0.99,
         "grad_clip": 1.0,
         "n_samples": 256,
+        "n_large": 1000,
         "euler_dt": 0.05,
         "n_saved": 6,
         "n_traj": 2,
+        "sample_chunk": 64,
         "gpu": None,
     },
     "long": {
@@ -152,9 +164,11 @@ SETTINGS = {
         "ema": 0.999,
         "grad_clip": 1.0,
         "n_samples": 256,
+        "n_large": 1000,
         "euler_dt": 0.01,
         "n_saved": 6,
         "n_traj": 2,
+        "sample_chunk": 64,
         "gpu": None,
     },
     "paper": {
@@ -171,9 +185,11 @@ SETTINGS = {
         "ema": 0.97,
         "grad_clip": 5.0,
         "n_samples": 2000,
+        "n_large": None,
         "euler_dt": 0.01,
         "n_saved": 6,
         "n_traj": 2,
+        "sample_chunk": 500,
         "gpu": {"amp": "bf16", "channels_last": True, "compile": True},
     },
 }
@@ -205,6 +221,7 @@ else:
     fresh = profile == "smoke" or pretrained
     ckpt_dir = None if fresh else checkpoint_dir("05_mnist", profile)
 RUN_PAIRS = PAIRS if pairs is None else params.pairs("pairs", pairs, max_len=8)
+BUNDLE = bundle_name(profile)  # the shipped weights of this profile (long, paper)
 MODELS = paper_models(pairs=RUN_PAIRS)  # every pair for T = 1, then for T = 5
 # Euler steps per model: one step size T/N = euler_dt for both horizons.
 N_EULER = {spec.key: euler_steps(spec.T, cfg["euler_dt"], cfg["n_saved"]) for spec in MODELS}
@@ -239,8 +256,9 @@ def bare(ax):
 #
 # (lr: Adam's step size; Euler step: the step $T/N$ of the explicit Euler solver from $T$
 # to 0, and in brackets the number $N$ of steps for $T = 1$ and $T = 5$; samples: generated
-# digits per model.) Samples come from the EMA weights after the last training step; every
-# figure title names that checkpoint.
+# digits per model; the best Kac model at $T = 1$ is also scored with 1000, 64 in smoke, for
+# the FD at a larger sample size, section 6.) Samples come from the EMA weights after the last
+# training step; every figure title names that checkpoint.
 #
 # **Euler step.** Both horizons are integrated with the **same step size** $T/N$, so $T = 5$
 # takes five times as many steps as $T = 1$. The paper's claim "$T = 5$ slightly improves the
@@ -390,7 +408,10 @@ plt.show()
 
 # %%
 t0 = time.perf_counter()
-classifier = classifier_or_train(clf_x, clf_y, cfg["clf_epochs"], rt.device, ckpt_dir, seed)
+if pretrained:  # the classifier that scored the shipped models, from the same checked bundle
+    classifier = shipped_classifier(shipped.default_dir(), BUNDLE).to(rt.device)
+else:
+    classifier = classifier_or_train(clf_x, clf_y, cfg["clf_epochs"], rt.device, ckpt_dir, seed)
 accuracy = float((predict(classifier, test_x) == test_y).double().mean())
 ref_features = features(classifier, test_b)
 fd_floor_n = frechet_distance(features(classifier, test_a[: cfg["n_samples"]]), ref_features)
@@ -400,7 +421,8 @@ timings["classifier"] = time.perf_counter() - t0
 # %%
 # NBVAL_CHECK_OUTPUT
 # NBVAL_TOLERANCE rtol=0.1 atol=0.01
-print(f"classifier trained on {clf_x.shape[0]} images, {cfg['clf_epochs']} epoch(s)")
+shipped_with = f" (shipped with {BUNDLE})" if pretrained else ""
+print(f"classifier trained on {clf_x.shape[0]} images, {cfg['clf_epochs']} epoch(s){shipped_with}")
 print(f"test accuracy on {test_x.shape[0]} images: {accuracy:.4f}")
 print(f"FD floor, {min(cfg['n_samples'], half)} test images (A) vs {half} (B): {fd_floor_n:.4g}")
 print(f"FD floor, {half} test images (A) vs {half} (B): {fd_floor_all:.4g}")
@@ -428,7 +450,6 @@ print(f"FD floor, {half} test images (A) vs {half} (B): {fd_floor_all:.4g}")
 
 # %%
 BASELINE = BaselineModel(T=1.0)  # not in the paper: the rectified flow of section 7
-BUNDLE = bundle_name(profile)
 if pretrained:
     entries, bundle_info = shipped.load_bundle(shipped.default_dir(), BUNDLE)
     trained = from_bundle([*MODELS, BASELINE], entries, bundle_info)
@@ -491,7 +512,7 @@ def sample_and_score(spec, index, steps, **kwargs):
     gen = torch.Generator(device=rt.device).manual_seed(seed + 1 + index)
     return mnist_sample_and_score(
         trained[spec.key].model, spec, cfg["n_samples"], steps, gen, ckpt_dir, sample_key,
-        classifier, ref_features, amp=sample_amp, **kwargs,
+        classifier, ref_features, amp=sample_amp, chunk=cfg["sample_chunk"], **kwargs,
     )  # fmt: skip
 
 
@@ -624,6 +645,35 @@ print(
     f"{floor_scores['confident']:>7.3f}{floor_scores['coverage']:>6d}"
 )
 
+# %% [markdown]
+# **The FD at a larger sample size.** The FD of $n$ samples is biased upwards, by a term
+# of order $1/n$, so an FD of 256 samples is only comparable with a floor of 256 test digits.
+# The Kac model with the lowest FD at $T = 1$ is therefore sampled again, `n_large` fresh
+# latents (their own generator seed, after the eleven models' seeds) with the same Euler
+# steps, and scored beside the floor of as many test digits of half A: both numbers fall, and
+# their distance is what the model is missing at that sample size.
+
+# %%
+best_t1 = min((s for s in MODELS if s.T == 1.0), key=lambda s: scores[s.key]["fd"])
+n_large = min(cfg["n_large"] or cfg["n_samples"], half)
+large_gen = torch.Generator(device=rt.device).manual_seed(seed + 2 + len(MODELS))
+t0 = time.perf_counter()
+_, large_scores = mnist_sample_and_score(
+    trained[best_t1.key].model, best_t1, n_large, N_EULER[best_t1.key], large_gen, ckpt_dir,
+    sample_key, classifier, ref_features, amp=sample_amp, chunk=cfg["sample_chunk"],
+)  # fmt: skip
+fd_floor_large = frechet_distance(features(classifier, test_a[:n_large]), ref_features)
+timings["sampling"] += time.perf_counter() - t0
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# NBVAL_TOLERANCE rtol=0.25 atol=0.05
+print(f"best Kac model at T = 1: {best_t1.label}, {N_EULER[best_t1.key]} Euler steps")
+print(f"{'samples':>8}{'FD':>9}{'floor':>9}{'conf':>7}")
+for n, sc, floor in ((cfg["n_samples"], scores[best_t1.key], fd_floor_n),
+                     (n_large, large_scores, fd_floor_large)):  # fmt: skip
+    print(f"{n:>8}{sc['fd']:>9.4g}{floor:>9.4g}{sc['confident']:>7.3f}")
+
 # %%
 n_pairs = len(RUN_PAIRS)
 fig, axes = plt.subplots(
@@ -733,6 +783,16 @@ scale = {
 print(f"profile {profile}: {scale.get(profile, 'the paper-sized setting')}")
 report.print_verdicts(claims)
 print(f"samples: {run_text(MODELS)}")
+targets = target_rows(MODELS, scores)
+print(f"targets of the long profile, best Kac model at T = 1 ({targets[0]['model']}):")
+for t in targets:
+    miss = "met" if t["met"] else f"missed by {t['gap']:.3g}"
+    print(f"  {t['target']}: {t['value']:.3g}, {miss}")
+long_record = learning_curve.load_record(learning_curve.LONG_RECORD)
+curve_of_run = learning_curve.config_train_s(long_record, train_settings, cfg["steps"])
+budget = learning_curve.budget_verdicts(claims, long_record, *(curve_of_run or ("-", 0.0)))
+if curve_of_run is None:  # rows that compare FDs have no curve to be read off
+    budget = [v if v == "-" else "no long learning curve for this U-Net and batch" for v in budget]
 models_json = {
     spec.key: {
         "a": getattr(spec, "a", None),
@@ -751,6 +811,15 @@ _ = report.write_metrics(
     models=models_json,
     fd_floor=float(fd_floor_n),
     classifier_accuracy=float(accuracy),
+    large_sample={
+        "model": best_t1.key,
+        "n": n_large,
+        "fd": float(large_scores["fd"]),
+        "confident": float(large_scores["confident"]),
+        "fd_floor": float(fd_floor_large),
+    },
+    targets=targets,
+    more_budget={r["claim"]: v for r, v in zip(claims, budget, strict=True)},
 )
 
 # %%
@@ -762,9 +831,35 @@ if figures_dir is not None and writes_bundle(profile, pretrained, pairs):
         f"torch {torch.__version__}, seed {seed}"
     )
     bundle_json = shipped.save_bundle(
-        trained, shipped.run_dir(figures_dir), BUNDLE, {"settings": train_settings, "run": run_info}
+        trained,
+        shipped.run_dir(figures_dir),
+        BUNDLE,
+        {"settings": train_settings, "run": run_info},
+        extras={CLASSIFIER_EXTRA: classifier.state_dict()},  # scores the shipped models again
     )
     print(f"wrote {bundle_json.name} and its weights")
+
+# %% [markdown]
+# **Would more training change a row?** For each row that compares the FD of two models, the
+# long learning curves of section 10 (the same U-Net and batch as this run, the models that
+# stand for the row: (25, 5) for the larger pairs) are read at this run's training time and at
+# their end: "flips" means the order of the two FDs changes with more training, so the row's
+# verdict is a matter of budget; "settled" that both curves have stopped improving with the
+# order unchanged; "open" that the order holds so far but a curve was still improving when it
+# ended (`learning_curve.budget_verdicts`). The curves score every model with 100 Euler steps,
+# so for $T = 5$ they measure the variant with the step count of $T = 1$; the row with the
+# same step size is read off the same curves.
+
+# %%
+if curve_of_run is None:
+    print(f"no long learning curve for this U-Net and batch ({cfg['unet']}, batch {cfg['batch']})")
+else:
+    print(f"long curves of {curve_of_run[0]}, read at {curve_of_run[1] / 60:.0f} training "
+          f"minutes ({cfg['steps']} steps at the speed measured for them):")  # fmt: skip
+    for r, verdict in zip(claims, budget, strict=True):
+        if verdict != "-":
+            print(textwrap.fill(f"{r['verdict']:<10} {r['claim']}: {verdict}", 92,
+                                subsequent_indent=" " * 11))  # fmt: skip
 
 # %% [markdown]
 # **Reading the summary.** The first four rows are the paper's claims; only the `paper`
@@ -786,9 +881,11 @@ for sentence in run_summary(
     print(textwrap.fill(sentence, 92))
 
 # %% [markdown]
-# **How to read a "differs".** At the quick profile the networks are small and briefly
-# trained, so the paper's visual findings (Figures 7-8) are compared with samples far from
-# converged: a "differs" there says what this budget shows, not that the paper is wrong.
+# **How to read a "differs".** At the quick and long profiles the networks are small (0.1 M
+# weights against the paper's 10.7 M) and trained on a CPU, so the paper's visual findings
+# (Figures 7-8) are compared with samples that are not converged: a "differs" there says what
+# this budget shows, not that the paper is wrong, and the learning-curve lines above say which
+# verdicts more training of the same network would change.
 # Two effects work against $T = 5$ at a small budget: with $t \sim U(0, T)$ only a fifth of
 # the training draws fall on $[0, 1]$, where the trajectories (App. A.2) show the digit
 # forming; and for large $(a, c)$ the target behaves like the diffusion velocity
@@ -876,7 +973,6 @@ else:
 # unfinished ones are listed below the table. The long profile is chosen from these curves.
 
 # %%
-long_record = learning_curve.load_record(learning_curve.LONG_RECORD)
 long_curves = [] if long_record is None else long_record["curves"]
 if not long_curves:
     print(f"no finished long curve in figures/runs/{learning_curve.LONG_RECORD.name}")

@@ -83,6 +83,7 @@ from kacnb.experiments.mnist_exp import (
     paper_models,
     run_summary,
     shipped_classifier,
+    subset_fds,
     target_rows,
     tile_images,
     train_model,
@@ -494,7 +495,8 @@ plt.show()
 # For each model: draw the latent $K(T)$ per pixel (exact sampler; independent of the data,
 # [98-99]) and integrate $\dot x = v_\theta(t, x)$ from $t = T$ to $0$ with explicit Euler
 # (torchdiffeq `"euler"`), step $T/N$ = `euler_dt` for both horizons (quick: 0.05, so
-# $N = 20$ for $T = 1$ and $N = 100$ for $T = 5$; paper: 0.01). The $T = 5$ models are also
+# $N = 20$ for $T = 1$ and $N = 100$ for $T = 5$; long and paper: 0.01, so $N = 100$ and
+# $N = 500$). The $T = 5$ models are also
 # sampled with the $N$ of $T = 1$ (scores in section 6). As in the paper, each figure shows
 # the five $(a, c)$ side by side, one grid of samples each (the first 64 samples of the model,
 # not selected); images are shown clipped to $[-1, 1]$. The paper's finding: $(1, 1)$ gives
@@ -652,17 +654,25 @@ print(
 # latents (their own generator seed, after the eleven models' seeds) with the same Euler
 # steps, and scored beside the floor of as many test digits of half A: both numbers fall, and
 # their distance is what the model is missing at that sample size.
+#
+# The fresh samples also check the 256-sample FD itself. That FD varies from one set of
+# latents to the next, and this model was *chosen* for having the lowest of five such noisy
+# values, so its own value favours it. The fresh samples, cut into disjoint sets of
+# `n_samples`, give FDs of the same size that the choice did not see; the long profile's
+# targets (section 8) are judged on their mean, and on the confident share of all fresh
+# samples.
 
 # %%
 best_t1 = min((s for s in MODELS if s.T == 1.0), key=lambda s: scores[s.key]["fd"])
 n_large = min(cfg["n_large"] or cfg["n_samples"], half)
 large_gen = torch.Generator(device=rt.device).manual_seed(seed + 2 + len(MODELS))
 t0 = time.perf_counter()
-_, large_scores = mnist_sample_and_score(
+large, large_scores = mnist_sample_and_score(
     trained[best_t1.key].model, best_t1, n_large, N_EULER[best_t1.key], large_gen, ckpt_dir,
     sample_key, classifier, ref_features, amp=sample_amp, chunk=cfg["sample_chunk"],
 )  # fmt: skip
 fd_floor_large = frechet_distance(features(classifier, test_a[:n_large]), ref_features)
+fresh_fds = subset_fds(classifier, large.x, ref_features, cfg["n_samples"])
 timings["sampling"] += time.perf_counter() - t0
 
 # %%
@@ -673,6 +683,12 @@ print(f"{'samples':>8}{'FD':>9}{'floor':>9}{'conf':>7}")
 for n, sc, floor in ((cfg["n_samples"], scores[best_t1.key], fd_floor_n),
                      (n_large, large_scores, fd_floor_large)):  # fmt: skip
     print(f"{n:>8}{sc['fd']:>9.4g}{floor:>9.4g}{sc['confident']:>7.3f}")
+if fresh_fds:
+    print(
+        f"FD of the fresh samples in {len(fresh_fds)} disjoint sets of {cfg['n_samples']}: "
+        f"{', '.join(f'{v:.4g}' for v in fresh_fds)} "
+        f"(mean {sum(fresh_fds) / len(fresh_fds):.4g})"
+    )
 
 # %%
 n_pairs = len(RUN_PAIRS)
@@ -783,11 +799,12 @@ scale = {
 print(f"profile {profile}: {scale.get(profile, 'the paper-sized setting')}")
 report.print_verdicts(claims)
 print(f"samples: {run_text(MODELS)}")
-targets = target_rows(MODELS, scores)
+fresh = {"fds": fresh_fds, "confident": large_scores["confident"]}
+targets = target_rows(MODELS, scores, fresh=fresh)
 print(f"targets of the long profile, best Kac model at T = 1 ({targets[0]['model']}):")
 for t in targets:
     miss = "met" if t["met"] else f"missed by {t['gap']:.3g}"
-    print(f"  {t['target']}: {t['value']:.3g}, {miss}")
+    print(f"  {t['target']} ({t['basis']}): {t['value']:.3g}, {miss}")
 long_record = learning_curve.load_record(learning_curve.LONG_RECORD)
 curve_of_run = learning_curve.config_train_s(long_record, train_settings, cfg["steps"])
 budget = learning_curve.budget_verdicts(claims, long_record, *(curve_of_run or ("-", 0.0)))
@@ -817,6 +834,7 @@ _ = report.write_metrics(
         "fd": float(large_scores["fd"]),
         "confident": float(large_scores["confident"]),
         "fd_floor": float(fd_floor_large),
+        "fd_sets": fresh_fds,
     },
     targets=targets,
     more_budget={r["claim"]: v for r, v in zip(claims, budget, strict=True)},

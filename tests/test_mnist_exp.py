@@ -363,6 +363,51 @@ def test_target_rows_judge_the_best_t1_model_and_say_by_how_much_it_misses():
         target_rows([s for s in specs if s.T == 5.0], scores)
 
 
+def test_targets_are_judged_on_fresh_samples_when_given():
+    """The model chosen by the lowest FD of several noisy estimates is favoured by it: with
+    fresh sets the FD target reads their mean, so a lucky committed FD no longer meets it."""
+    from kacnb.experiments.mnist_exp import target_rows
+
+    specs = paper_models()
+    scores = {s.key: {"fd": 100.0 + i, "confident": 0.5} for i, s in enumerate(specs)}
+    scores[specs[2].key] = {"fd": 63.5, "confident": 0.53}  # (100, 10), T = 1: a lucky draw
+    assert target_rows(specs, scores)[0]["met"]  # judged on the choosing samples: met
+    fresh = {"fds": [72.0, 78.0, 75.0], "confident": 0.61}
+    fd_row, share_row = target_rows(specs, scores, fresh=fresh)
+    assert fd_row["model"] == specs[2].label  # still chosen by the committed FDs
+    assert fd_row["value"] == pytest.approx(75.0) and fd_row["gap"] == pytest.approx(5.0)
+    assert not fd_row["met"] and fd_row["basis"] == "mean of 3 fresh sets"
+    assert share_row["met"] and share_row["value"] == pytest.approx(0.61)
+    assert share_row["basis"] == "fresh samples"
+    # no fresh sets (e.g. fewer fresh samples than a set): the FD falls back to the scores
+    rows = target_rows(specs, scores, fresh={"fds": [], "confident": None})
+    assert rows[0]["value"] == 63.5 and rows[0]["basis"] == "the scored samples"
+    assert rows[1]["value"] == 0.53
+
+
+def test_subset_fds_score_disjoint_sets_like_evaluate():
+    """Each value is the FD that :func:`evaluate` gives for that slice (clipped alike); a set of
+    noise among digit-like images stands out; the remainder is unused."""
+    from kacnb.experiments.classifier import DigitClassifier, features
+    from kacnb.experiments.mnist_exp import evaluate, subset_fds
+
+    torch.manual_seed(0)
+    clf = DigitClassifier().eval()
+    gen = torch.Generator().manual_seed(1)
+    smooth = torch.tanh(torch.randn(40, 1, 28, 28, generator=gen).cumsum(-1) / 4)
+    noise = 3 * torch.randn(20, 1, 28, 28, generator=gen)  # mostly clipped to +-1
+    images = torch.cat([smooth[:20], noise, smooth[20:], smooth[:7]])  # 67 images
+    ref = features(clf, torch.tanh(torch.randn(200, 1, 28, 28, generator=gen).cumsum(-1) / 4))
+    fds = subset_fds(clf, images, ref, 20)
+    assert len(fds) == 3  # 67 // 20; the last 7 unused
+    for i, fd in enumerate(fds):
+        want = evaluate(clf, images[20 * i : 20 * (i + 1)], ref)["fd"]
+        assert fd == pytest.approx(float(want), rel=1e-9, abs=1e-9)
+    assert fds[1] > 2 * max(fds[0], fds[2])
+    with pytest.raises(ValueError, match="at least 2"):
+        subset_fds(clf, images, ref, 1)
+
+
 def test_chunks_change_the_speed_not_the_samples():
     """The latents are drawn before the chunks are integrated and the U-Net treats each image
     on its own (GroupNorm per image), so any chunk size gives the same samples."""

@@ -406,7 +406,7 @@ def test_a_run_removes_the_staging_folders_its_notebook_left_when_killed(
 
 
 # --------------------------------------------------------------------------------------------
-# the weights bundle: published to pretrained/ only by a publishing run of the paper profile
+# the weights bundle: published to pretrained/ only by a run that publishes into figures/
 
 BUNDLE = {
     "pretrained/04_cfm_gmm_2d_paper.pt": b"new weights",
@@ -423,25 +423,42 @@ def _shipped(root: Path) -> dict[str, bytes]:
     return snapshot(weights)
 
 
-def test_a_publishing_paper_run_publishes_the_bundle_with_the_rest(
-    tmp_path, capsys, monkeypatch, notebook_writes
+#: The bundles the notebooks write when they train a shipped profile (04: paper; 05: long).
+BUNDLES = {
+    "04_cfm_gmm_2d": ("paper", BUNDLE),
+    "05_mnist": (
+        "long",
+        {
+            "pretrained/05_mnist_long.pt": b"new weights",
+            "pretrained/05_mnist_long.json": b'{"new": true}',
+            "runs/05_mnist.metrics.json": metrics("05_mnist", ["reproduced", "differs"]),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("stem", sorted(BUNDLES))
+def test_a_publishing_run_publishes_the_bundle_with_the_rest(
+    tmp_path, capsys, monkeypatch, notebook_writes, stem
 ):
+    profile, bundle = BUNDLES[stem]
     files, _, _ = notebook_writes
-    files["04_cfm_gmm_2d"] = BUNDLE
-    nb_dir = make_repo(tmp_path, "04_cfm_gmm_2d")
+    files[stem] = bundle
+    nb_dir = make_repo(tmp_path, stem)
     _shipped(tmp_path)
     monkeypatch.chdir(tmp_path)
-    argv = ["run", "04", "--profile", "paper", "--device", "cpu", "--no-progress"]
+    argv = ["run", stem[:2], "--profile", profile, "--device", "cpu", "--no-progress"]
     assert kacnb(*argv, "--notebooks-dir", nb_dir) == 0
-    assert snapshot(tmp_path / "pretrained") == {
-        "04_cfm_gmm_2d_paper.pt": b"new weights",
-        "04_cfm_gmm_2d_paper.json": b'{"new": true}',
+    name = f"{stem}_{profile}"
+    assert snapshot(tmp_path / "pretrained") == {  # 04's shipped bundle is replaced, or kept
+        "04_cfm_gmm_2d_paper.pt": b"new weights" if stem[:2] == "04" else b"shipped weights",
+        "04_cfm_gmm_2d_paper.json": b'{"new": true}' if stem[:2] == "04" else b'{"shipped": true}',
+        f"{name}.pt": b"new weights",
+        f"{name}.json": b'{"new": true}',
     }
     assert not (tmp_path / "figures" / "pretrained").exists()
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last == (
-        "04_cfm_gmm_2d: 1 of 2 reproduced -> notebooks/04_cfm_gmm_2d.ipynb, figures/, pretrained/"
-    )
+    assert last == f"{stem}: 1 of 2 reproduced -> notebooks/{stem}.ipynb, figures/, pretrained/"
 
 
 @pytest.mark.parametrize("where", ["explicit folders", "scratch folder"])

@@ -465,7 +465,8 @@ def _destinations(
 ) -> dict[str, _Destination]:
     """Publish into the default locations only when :func:`_scratch_reason` allows it;
     otherwise the defaults are replaced by the scratch folder.  A weights bundle goes to
-    ``pretrained/`` only when a paper-profile run publishes its figures to ``figures/``."""
+    ``pretrained/`` only when the run publishes its figures to ``figures/``; which profiles
+    write a bundle at all is the notebook's choice (04: paper; 05: long and paper)."""
     from .runner import published_profile, scratch_dir
 
     extra = extra or {}
@@ -478,7 +479,7 @@ def _destinations(
         if reason is None:
             output = args.output_dir / f"{spec.stem}.ipynb" if args.output_dir else None
             figures_dir = (args.figures_dir or reg.figures_dir).resolve()
-            shipped = args.profile == "paper" and figures_dir == reg.figures_dir.resolve()
+            shipped = figures_dir == reg.figures_dir.resolve()
             weights = reg.root.resolve() / "pretrained" if shipped else None
             plan[spec.stem] = _Destination(output, figures_dir, None, weights)
             continue

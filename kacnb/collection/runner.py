@@ -32,8 +32,8 @@ back, so the published set is entirely old or entirely new; the run then fails w
 ``.<stem>.ipynb.publishing.json`` beside the notebook lists the files while they are being
 replaced; a run killed meanwhile (SIGKILL, power loss) is rolled back by the next run of the
 same notebook (:func:`recover_publication`).  A weights bundle goes to ``weights_dir`` when
-one is given (``kacnb run`` gives ``pretrained/`` only to a publishing run of the paper
-profile), else it stays with the figures, in ``<figures_dir>/pretrained/``.
+one is given (``kacnb run`` gives ``pretrained/`` to a run that publishes into
+``figures/``), else it stays with the figures, in ``<figures_dir>/pretrained/``.
 
 **Time limit.** With a ``deadline`` (absolute UNIX time, ``kacnb run --time-limit``) the
 kernel gets it in the environment variable ``KACNB_DEADLINE``; training stops there with

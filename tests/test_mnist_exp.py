@@ -333,6 +333,13 @@ def test_shipped_weights_round_trip_through_the_checked_bundle(tmp_path):
         assert loaded[s.key].weights == trained[s.key].weights == "EMA (0.9) weights at step 3"
         with torch.no_grad():
             torch.testing.assert_close(loaded[s.key].model(t, x), trained[s.key].model(t, x))
+        # the loss curve survives as block means (the per-step losses are not shipped)
+        assert loaded[s.key].result.losses.numel() == 0
+        steps, means = loaded[s.key].loss_curve()
+        torch.testing.assert_close(steps, torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+        torch.testing.assert_close(means, trained[s.key].result.losses.double())
+        for got, want in zip(trained[s.key].loss_curve(), (steps, means), strict=True):
+            torch.testing.assert_close(got, want)  # the same curve as before shipping
     with pytest.raises(KeyError, match="a1_c1_T1"):
         mnist_exp.from_bundle([MnistModel(1.0, 1.0, 1.0)], entries, info)
     assert mnist_exp.writes_bundle("long", False, None)

@@ -264,7 +264,9 @@ class Trained:
     ``seconds`` is the wall time of the call (near 0 when a finished checkpoint was loaded);
     ``resumed_from`` the step the checkpoint held when the call started (0: trained afresh);
     ``step`` the number of optimiser steps behind ``model``; ``ema_decay`` the decay of the
-    exponential moving average ``model`` is (None: the raw weights of the last step).
+    exponential moving average ``model`` is (None: the raw weights of the last step);
+    ``stored_loss_curve`` the block-averaged loss a weights bundle keeps instead of the
+    per-step losses (:meth:`loss_curve`).
     """
 
     spec: MnistModel
@@ -274,6 +276,15 @@ class Trained:
     resumed_from: int = 0
     step: int = 0
     ema_decay: float | None = None
+    stored_loss_curve: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def loss_curve(self, points: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block-averaged training loss ``(steps, means)`` (float64, about ``points`` each;
+        :func:`kacnb.cfm.pretrained.loss_curve`), the same whether the model was trained
+        here or loaded from a bundle (which keeps the curve of 500 points)."""
+        if self.stored_loss_curve is not None:
+            return self.stored_loss_curve
+        return pretrained.loss_curve(self.result.losses, points)
 
     @property
     def weights(self) -> str:
@@ -409,7 +420,8 @@ def from_bundle(specs: Sequence, entries: dict, info: dict) -> dict[str, Trained
 
     The models are the shipped (EMA) weights after ``iterations`` optimiser steps; the EMA
     decay is the bundle's ``settings["ema"]``. ``seconds`` is 0 and ``resumed_from`` the
-    step count, as for a finished checkpoint; the loss curve is not kept (``losses`` empty).
+    step count, as for a finished checkpoint; ``losses`` is empty, the bundle's block-averaged
+    curve is :meth:`Trained.loss_curve`.
     Raises ``KeyError`` naming a model the bundle lacks.
     """
     ema = info.get("settings", {}).get("ema")
@@ -420,7 +432,7 @@ def from_bundle(specs: Sequence, entries: dict, info: dict) -> dict[str, Trained
         e = entries[spec.key]
         result = train_result(e)
         steps = int(e["iterations"])
-        out[spec.key] = Trained(spec, e["model"], result, 0.0, steps, steps, ema)
+        out[spec.key] = Trained(spec, e["model"], result, 0.0, steps, steps, ema, e["loss_curve"])
     return out
 
 

@@ -315,5 +315,6 @@ def test_plan_runs_notebook_05_in_resumable_chunks(tmp_path):
     log = (out / "kacnb_run.log").read_text()
     assert "stopped at the time limit" in log
     # samples were kept beside the checkpoints (a third command would only score)
-    # ten models, the five T = 5 models again with T = 1's steps, and the baseline
-    assert len(list((work / "ckpt").glob("samples-*.pt"))) == 16
+    # ten models, the five T = 5 models again with T = 1's steps, the baseline, and the
+    # best T = 1 model's fresh samples at the larger size
+    assert len(list((work / "ckpt").glob("samples-*.pt"))) == 17

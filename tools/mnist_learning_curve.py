@@ -306,8 +306,13 @@ def main(argv=None) -> dict:
         extends = partial.get("extends")
         if extends is not None:
             score_steps = sorted(set(score_steps) | {p["step"] for p in extends["points"]})
-        seen = [p["sample_s"] for cur in record["curves"] for p in cur["points"]]
-        seen += [p["sample_s"] for p in partial["points"]]
+        # the scoring cost of this configuration (a larger U-Net samples several times more
+        # slowly); of any configuration while this one has none yet
+        same = [p["sample_s"] for cur in record["curves"] if cur.get("name") == name
+                for p in cur["points"]]  # fmt: skip
+        same += [p["sample_s"] for u, part in record["partial"].items()
+                 if u.split("/")[0] == name for p in part["points"]]  # fmt: skip
+        seen = same or [p["sample_s"] for cur in record["curves"] for p in cur["points"]]
         sample_s = max(seen) if seen else 90.0
         estimate = (score_steps[-1] - max([p["step"] for p in partial["points"]] or [0])) / rate
         estimate += sample_s * len(score_steps) + 30

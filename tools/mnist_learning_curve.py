@@ -306,14 +306,15 @@ def main(argv=None) -> dict:
         extends = partial.get("extends")
         if extends is not None:
             score_steps = sorted(set(score_steps) | {p["step"] for p in extends["points"]})
-        # the scoring cost of this configuration (a larger U-Net samples several times more
-        # slowly); of any configuration while this one has none yet
+        # the scoring cost per point of this configuration (a larger U-Net samples several
+        # times more slowly); of any configuration while this one has none yet
         same = [p["sample_s"] for cur in record["curves"] if cur.get("name") == name
                 for p in cur["points"]]  # fmt: skip
         same += [p["sample_s"] for u, part in record["partial"].items()
                  if u.split("/")[0] == name for p in part["points"]]  # fmt: skip
-        seen = same or [p["sample_s"] for cur in record["curves"] for p in cur["points"]]
-        sample_s = max(seen) if seen else 90.0
+        seen = sorted(same or [p["sample_s"] for cur in record["curves"] for p in cur["points"]])
+        # the median: single points scored while other work shared the cores took up to 6x
+        sample_s = seen[len(seen) // 2] if seen else 90.0
         estimate = (score_steps[-1] - max([p["step"] for p in partial["points"]] or [0])) / rate
         estimate += sample_s * len(score_steps) + 30
         if stop_at is not None and time.time() + estimate > stop_at:

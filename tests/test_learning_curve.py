@@ -379,6 +379,11 @@ def test_more_budget_tells_flipped_settled_and_open_comparisons_apart():
     assert more_budget(improving, worse, 10 * 60).startswith("open")
     assert "85 vs 100 at 10 min, 65 vs 98.5 at 30 min" in more_budget(improving, worse, 600)
     assert more_budget(crossing, worse, 0.5 * 60).startswith("not measured")
+    # a curve that ends before the run's training time: one comparison, and where it ends
+    short = _curve("e", [350, 180, 100, 85], minutes=(1, 2, 5, 17))
+    text = more_budget(short, worse, 25 * 60)
+    assert text.startswith("open") and text.count(" vs ") == 1
+    assert "85 vs 99 at 25 min; a curve ends at 17 min" in text
 
 
 def test_budget_verdicts_map_rows_to_their_curves_and_flag_missing_ones():

@@ -294,6 +294,25 @@ def test_claims_follow_the_paper_and_flip_with_the_numbers():
     assert rows[4]["measured"] == "9 of 10"
 
 
+def test_claims_without_the_same_step_sampling_read_the_step_count_rows_off_scores():
+    """With ``scores_same_count=None`` (every horizon sampled with the step count of T = 1,
+    as when the shipped weights are evaluated quickly) the same-step row is left out and the
+    step-count row reads ``scores``: its verdict follows them, not the other row's numbers."""
+    from kacnb.experiments.mnist_exp import claims, paper_models
+
+    specs = paper_models()
+    better5 = _fd_scores(specs, [300, 90, 95, 100, 105, 280, 80, 85, 90, 110])
+    rows = claims(specs, better5, None, 100, 0.99)
+    names = [r["claim"] for r in rows]
+    assert "T=5 improves the larger pairs" not in names and len(rows) == 5
+    coarse_row = rows[names.index("T=5 with N = 100 (step x5) improves them")]
+    assert coarse_row["verdict"] == "reproduced" and coarse_row["measured"] == "3 of 4 improve"
+    worse5 = _fd_scores(specs, [300, 90, 95, 100, 105, 280, 95, 100, 105, 110])
+    rows = claims(specs, worse5, None, 100, 0.99)
+    assert rows[names.index("T=5 with N = 100 (step x5) improves them")]["verdict"] == "differs"
+    assert rows[1]["claim"] == "T=5: (1,1) has the worst FD" and rows[1]["verdict"] == "reproduced"
+
+
 def test_claims_for_a_readers_pairs_leave_out_what_they_cannot_test():
     from kacnb.experiments.mnist_exp import claims, paper_models
 
@@ -349,13 +368,14 @@ def test_shipped_weights_round_trip_through_the_checked_bundle(tmp_path):
 
 
 def test_target_rows_judge_the_best_t1_model_and_say_by_how_much_it_misses():
-    from kacnb.experiments.mnist_exp import target_rows
+    from kacnb.experiments.mnist_exp import best_at_t1, target_rows
 
     specs = paper_models()
     fds = [300, 68, 75, 90, 120, 280, 40, 85, 90, 110]  # a T = 5 model is better still
     scores = {s.key: {"fd": f, "confident": 0.1 * (i % 7)} for i, (s, f) in enumerate(
         zip(specs, fds, strict=True))}  # fmt: skip
     rows = target_rows(specs, scores)
+    assert best_at_t1(specs, scores) is specs[1]  # not the T = 5 model of FD 40
     assert [r["model"] for r in rows] == [specs[1].label] * 2  # (25, 5), T = 1: FD 68
     assert rows[0]["met"] and rows[0]["gap"] == 0.0 and rows[0]["value"] == 68
     assert not rows[1]["met"] and rows[1]["gap"] == pytest.approx(0.5)  # 0.1 vs 0.6

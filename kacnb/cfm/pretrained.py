@@ -42,6 +42,7 @@ __all__ = [
     "train_result",
     "sha256",
     "loss_curve",
+    "stored_or_loss_curve",
     "default_dir",
     "run_dir",
     "writes_bundle",
@@ -98,6 +99,15 @@ def loss_curve(losses: torch.Tensor, points: int = 500) -> tuple[torch.Tensor, t
     means = losses[:m].double().reshape(-1, block).mean(1)
     centres = torch.arange(means.numel(), dtype=torch.float64) * block + (block + 1) / 2
     return centres, means
+
+
+def stored_or_loss_curve(
+    stored: tuple[torch.Tensor, torch.Tensor] | None, losses: torch.Tensor, points: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss curve of a trained model, the same whether it was trained here or loaded: a
+    bundle keeps only the block means (``stored``, as :func:`save_bundle` wrote them), a
+    model trained here has its per-iteration ``losses`` (:func:`loss_curve`)."""
+    return stored if stored is not None else loss_curve(losses, points)
 
 
 def _atomic_write(path: Path, write) -> None:

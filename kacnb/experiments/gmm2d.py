@@ -385,11 +385,9 @@ class Trained:
 
     def loss_curve(self, points: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
         """Block-averaged training loss ``(iterations, means)`` (float64, ~``points`` each)."""
-        if self.stored_loss_curve is not None:
-            return self.stored_loss_curve
-        from ..cfm.pretrained import loss_curve
+        from ..cfm.pretrained import stored_or_loss_curve
 
-        return loss_curve(self.result.losses, points)
+        return stored_or_loss_curve(self.stored_loss_curve, self.result.losses, points)
 
 
 def from_bundle(specs: Sequence[ModelSpec], entries: dict, info: dict) -> dict[str, Trained]:

@@ -331,17 +331,20 @@ def more_budget(first: Curve, second: Curve, at_s: float, rel: float = 0.05) -> 
     order changes; ``"settled ..."``: it holds and both curves have stopped improving
     (:func:`stops_improving` with ``rel``); ``"open ..."``: it holds so far but a curve is
     still improving at its end; ``"not measured ..."``: a curve has no point by ``at_s``.
-    The text names the FD values it compared.
+    The text names the FD values it compared (once, with how far the shorter curve reached,
+    when it ends by ``at_s``).
     """
     now = (fd_at(first, at_s), fd_at(second, at_s))
     if None in now:
         return f"not measured: no point by {at_s / 60:.0f} min"
-    end_s = max(at_s, min(first.points[-1].train_s, second.points[-1].train_s))
+    shorter_ends = min(first.points[-1].train_s, second.points[-1].train_s)
+    end_s = max(at_s, shorter_ends)
     end = (fd_at(first, end_s), fd_at(second, end_s))
-    where = (
-        f"{now[0]:.3g} vs {now[1]:.3g} at {at_s / 60:.0f} min, "
-        f"{end[0]:.3g} vs {end[1]:.3g} at {end_s / 60:.0f} min"
-    )
+    where = f"{now[0]:.3g} vs {now[1]:.3g} at {at_s / 60:.0f} min"
+    if end_s > at_s:
+        where += f", {end[0]:.3g} vs {end[1]:.3g} at {end_s / 60:.0f} min"
+    else:  # nothing later to compare with: say how far the shorter curve reached
+        where += f"; a curve ends at {shorter_ends / 60:.0f} min"
     if (now[0] < now[1]) != (end[0] < end[1]):
         return f"flips with more training ({where})"
     flat = [stops_improving(c, rel) for c in (first, second)]

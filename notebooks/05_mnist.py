@@ -901,7 +901,9 @@ else:
                                 subsequent_indent=" " * 11))  # fmt: skip
 
 # %% [markdown]
-# **Reading the summary.** The first four rows are the paper's claims; only the `paper`
+# **Reading the summary.** The rows without "ours" are the paper's claims, those for $T = 5$
+# twice: with the step size of $T = 1$ and, as "T=5 with N = ...", with its number of steps
+# (a run with `same_step=False` has only the second kind); only the `paper`
 # profile (the paper's U-Net, 10k steps per model) makes them a fair test. The `smoke`
 # profile trains for three steps: its table is a regression check of the pipeline, nothing
 # more. The sentences below are printed from this run's numbers (nothing is typed in), so

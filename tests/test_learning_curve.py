@@ -399,8 +399,13 @@ def test_budget_verdicts_map_rows_to_their_curves_and_flag_missing_ones():
         {"claim": "T=1: (1,1) has the worst FD"},
         {"claim": "T=5: (1,1) has the worst FD"},
         {"claim": "ours: classifier accuracy"},
+        {"claim": "T=5 with N = 100 (step x5): (1,1) has the worst FD"},
+        {"claim": "T=5 with N = 100 (step x5) improves the larger pairs"},
     ]
     out = budget_verdicts(rows, record, "u16-b32", 600.0)
+    # the step-count rows are read off the same curves as the rows they vary
+    assert out[3].startswith("no curve yet") and "a1_c1_T5" in out[3]
+    assert "u16-b32/a25_c5_T5" in out[4] and "a1_c1" not in out[4]
     assert out[0].startswith("settled") and "100 vs 80" in out[0]
     assert out[1].startswith("no curve yet") and "u16-b32/a1_c1_T5" in out[1]
     assert out[2] == "-"

@@ -48,7 +48,7 @@ pretrained = False
 # as well as with its step count (100, the authors'; the variant of section 6). None: yes,
 # except with pretrained=True, which samples every model with the step count of T = 1 only:
 # the 500-step sampling is about 60 % of evaluating the shipped weights (about 20 instead
-# of 8 minutes on a 2-core CPU). True or False decides.
+# of 10 minutes on a 2-core CPU). True or False decides.
 same_step = None
 # On a CUDA device the paper profile trains and samples with bf16 autocast, channels_last
 # and torch.compile (its "gpu" settings); False: plain float32 (e.g. when the gradient

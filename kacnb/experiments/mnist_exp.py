@@ -815,7 +815,7 @@ def best_at_t1(specs: Sequence[MnistModel], scores: dict[str, dict]) -> MnistMod
     without a ``T = 1`` model."""
     ones = [s for s in specs if s.T == 1.0]
     if not ones:
-        raise ValueError("target_rows needs a model with T = 1")
+        raise ValueError("the targets need a model with T = 1 among the specs")
     return min(ones, key=lambda s: scores[s.key]["fd"])
 
 

@@ -883,9 +883,10 @@ if figures_dir is not None and writes_bundle(profile, pretrained, pairs):
 # long learning curves of section 10 (the same U-Net and batch as this run, the models that
 # stand for the row: (25, 5) for the larger pairs) are read at this run's training time and at
 # their end: "flips" means the order of the two FDs changes with more training, so the row's
-# verdict is a matter of budget; "settled" that both curves have stopped improving with the
-# order unchanged; "open" that the order holds so far but a curve was still improving when it
-# ended (`learning_curve.budget_verdicts`). The curves score every model with 100 Euler steps,
+# verdict is a matter of budget; "settled" that the order is unchanged and the worse curve
+# (higher FD) has stopped improving, so that more training of the better one can only widen
+# the gap; "open" that the order holds so far but the worse curve was still improving when it
+# ended and might catch up (`learning_curve.budget_verdicts`). The curves score every model with 100 Euler steps,
 # so for $T = 5$ they measure the variant with the step count of $T = 1$; the row with the
 # same step size is read off the same curves.
 

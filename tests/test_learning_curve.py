@@ -376,14 +376,22 @@ def test_more_budget_tells_flipped_settled_and_open_comparisons_apart():
     assert more_budget(better, worse, 10 * 60).startswith("settled")
     assert more_budget(crossing, worse, 10 * 60).startswith("flips")  # 104 > 100, 70 < 98.5
     improving = _curve("d", [350, 180, 100, 85, 75, 65])  # below `worse` throughout
-    assert more_budget(improving, worse, 10 * 60).startswith("open")
-    assert "85 vs 100 at 10 min, 65 vs 98.5 at 30 min" in more_budget(improving, worse, 600)
+    # the worse curve is flat: more training of the better one only widens the gap
+    text = more_budget(improving, worse, 10 * 60)
+    assert text.startswith("settled: the worse curve flat")
+    assert "85 vs 100 at 10 min, 65 vs 98.5 at 30 min" in text
+    # the worse curve still improving, though not enough to cross by 30 min: open, either way
+    slow = _curve("s", [400, 250, 160, 120, 100, 90])
+    assert more_budget(slow, better, 10 * 60).startswith("open")
+    assert more_budget(better, slow, 10 * 60).startswith("open")
     assert more_budget(crossing, worse, 0.5 * 60).startswith("not measured")
     # a curve that ends before the run's training time: one comparison, and where it ends
     short = _curve("e", [350, 180, 100, 85], minutes=(1, 2, 5, 17))
-    text = more_budget(short, worse, 25 * 60)
-    assert text.startswith("open") and text.count(" vs ") == 1
-    assert "85 vs 99 at 25 min; a curve ends at 17 min" in text
+    text = more_budget(worse, short, 25 * 60)
+    assert text.startswith("settled: the worse curve flat") and text.count(" vs ") == 1
+    assert "99 vs 85 at 25 min; a curve ends at 17 min" in text
+    still = _curve("f", [450, 300, 200, 150], minutes=(1, 2, 5, 17))  # worse, improving
+    assert more_budget(still, worse, 25 * 60).startswith("open")
 
 
 def test_budget_verdicts_map_rows_to_their_curves_and_flag_missing_ones():

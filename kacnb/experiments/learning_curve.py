@@ -329,8 +329,9 @@ def more_budget(first: Curve, second: Curve, at_s: float, rel: float = 0.05) -> 
     Read off the two learning curves: the order at ``at_s`` (:func:`fd_at`) against the
     order at the later of ``at_s`` and the end of the shorter curve. ``"flips ..."``: the
     order changes; ``"settled ..."``: it holds and both curves have stopped improving
-    (:func:`stops_improving` with ``rel``); ``"open ..."``: it holds so far but a curve is
-    still improving at its end; ``"not measured ..."``: a curve has no point by ``at_s``.
+    (:func:`stops_improving` with ``rel``), or the worse one (higher FD) has, so that more
+    training of the better one can only widen the gap; ``"open ..."``: it holds so far but
+    the worse curve is still improving at its end and might catch up; ``"not measured ..."``: a curve has no point by ``at_s``.
     The text names the FD values it compared (once, with how far the shorter curve reached,
     when it ends by ``at_s``).
     """
@@ -348,9 +349,12 @@ def more_budget(first: Curve, second: Curve, at_s: float, rel: float = 0.05) -> 
     if (now[0] < now[1]) != (end[0] < end[1]):
         return f"flips with more training ({where})"
     flat = [stops_improving(c, rel) for c in (first, second)]
-    if all(f is not None and f.train_s <= end_s for f in flat):
+    done = [f is not None and f.train_s <= end_s for f in flat]
+    if all(done):
         return f"settled: both curves flat ({where})"
-    return f"open: holds so far, a curve still improving ({where})"
+    if done[0 if end[0] > end[1] else 1]:
+        return f"settled: the worse curve flat, the better one still improving ({where})"
+    return f"open: holds so far, the worse curve still improving ({where})"
 
 
 #: For the rows of :func:`kacnb.experiments.mnist_exp.claims` that compare FDs: the two

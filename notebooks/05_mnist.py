@@ -886,9 +886,9 @@ if figures_dir is not None and writes_bundle(profile, pretrained, pairs):
 # verdict is a matter of budget; "settled" that the order is unchanged and the worse curve
 # (higher FD) has stopped improving, so that more training of the better one can only widen
 # the gap; "open" that the order holds so far but the worse curve was still improving when it
-# ended and might catch up (`learning_curve.budget_verdicts`). The curves score every model with 100 Euler steps,
-# so for $T = 5$ they measure the variant with the step count of $T = 1$; the row with the
-# same step size is read off the same curves.
+# ended and might catch up (`learning_curve.budget_verdicts`). The curves score every model
+# with 100 Euler steps, so for $T = 5$ they measure the variant with the step count of
+# $T = 1$; the row with the same step size is read off the same curves.
 
 # %%
 if curve_of_run is None:

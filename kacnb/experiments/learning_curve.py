@@ -331,9 +331,9 @@ def more_budget(first: Curve, second: Curve, at_s: float, rel: float = 0.05) -> 
     order changes; ``"settled ..."``: it holds and both curves have stopped improving
     (:func:`stops_improving` with ``rel``), or the worse one (higher FD) has, so that more
     training of the better one can only widen the gap; ``"open ..."``: it holds so far but
-    the worse curve is still improving at its end and might catch up; ``"not measured ..."``: a curve has no point by ``at_s``.
-    The text names the FD values it compared (once, with how far the shorter curve reached,
-    when it ends by ``at_s``).
+    the worse curve is still improving at its end and might catch up; ``"not measured
+    ..."``: a curve has no point by ``at_s``. The text names the FD values it compared
+    (once, with how far the shorter curve reached, when it ends by ``at_s``).
     """
     now = (fd_at(first, at_s), fd_at(second, at_s))
     if None in now:

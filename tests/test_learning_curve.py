@@ -420,6 +420,33 @@ def test_budget_verdicts_map_rows_to_their_curves_and_flag_missing_ones():
     assert budget_verdicts(rows, record, "u32-b64", 600.0)[0].startswith("no curve yet")
 
 
+def test_every_fd_row_of_the_mnist_claims_is_read_off_its_curves():
+    """The rows come from :func:`kacnb.experiments.mnist_exp.claims` itself, at both step
+    settings and at another step count: each row comparing FDs maps to the curves of
+    :data:`CLAIM_CURVES` (a renamed row would fall back to "-" and fail here), and a row and
+    its step-count variant map to the same curves."""
+    from kacnb.experiments.learning_curve import CLAIM_CURVES, budget_verdicts
+    from kacnb.experiments.mnist_exp import claims, paper_models, same_step_claim
+
+    specs = paper_models()
+    scores = {s.key: {"fd": 100.0 + i, "fd_latent": 900.0} for i, s in enumerate(specs)}
+    coarse = {s.key: scores[s.key] for s in specs if s.T == 5.0}
+    for same, n in ((coarse, 100), (None, 20)):
+        rows = claims(specs, scores, same, n, 0.99, ("rf_T1", {"fd": 50.0}))
+        out = budget_verdicts(rows, {"curves": []}, "u16-b32", 600.0)
+        fd_rows = [r for r in rows if not r["claim"].startswith("ours")]
+        assert len(fd_rows) == (5 if same is not None else 3)
+        for r, verdict in zip(rows, out, strict=True):
+            if r in fd_rows:
+                assert same_step_claim(r["claim"]) in CLAIM_CURVES, r["claim"]
+                assert verdict.startswith("no curve yet"), (r["claim"], verdict)
+            else:
+                assert verdict == "-"
+    assert same_step_claim("T=5 with N = 20 (step x5): (1,1) has the worst FD") == (
+        "T=5: (1,1) has the worst FD"
+    )
+
+
 def test_config_train_s_matches_the_unet_and_batch_and_uses_the_measured_speed():
     from kacnb.experiments.learning_curve import config_train_s
 

@@ -31,7 +31,7 @@ import torch
 
 from .._root import PROJECT_ROOT
 from .classifier import DigitClassifier
-from .mnist_exp import MnistModel, euler_steps, evaluate, generate, train_model
+from .mnist_exp import MnistModel, euler_steps, evaluate, generate, same_step_claim, train_model
 
 __all__ = [
     "CurvePoint",
@@ -359,15 +359,14 @@ def more_budget(first: Curve, second: Curve, at_s: float, rel: float = 0.05) -> 
 
 #: For the rows of :func:`kacnb.experiments.mnist_exp.claims` that compare FDs: the two
 #: long-curve models whose FD order stands for the row (the row's claim without its
-#: "with N = ..." -> model keys; the curves sample every horizon with 100 Euler steps, so
-#: they stand for both step settings). (25, 5) stands for the larger pairs, the only one with
-#: curves.
+#: "with N = ...", :func:`~kacnb.experiments.mnist_exp.same_step_claim` -> model keys; the
+#: curves sample every horizon with 100 Euler steps, so they stand for both step settings).
+#: (25, 5) stands for the larger pairs, the only one with curves.
 CLAIM_CURVES = {
     "T=1: (1,1) has the worst FD": ("a1_c1_T1", "a25_c5_T1"),
     "T=5: (1,1) has the worst FD": ("a1_c1_T5", "a25_c5_T5"),
     "T=5 improves the larger pairs": ("a25_c5_T5", "a25_c5_T1"),
 }
-_STEP_COUNT = re.compile(r" with N = \d+ \(step x\d+\)")
 
 
 def budget_verdicts(
@@ -380,7 +379,7 @@ def budget_verdicts(
     curves = {} if record is None else {c.model: c for c in record["curves"] if c.name == config}
     out = []
     for r in claims:
-        models = CLAIM_CURVES.get(_STEP_COUNT.sub("", r["claim"]))
+        models = CLAIM_CURVES.get(same_step_claim(r["claim"]))
         if models is None:
             out.append("-")
             continue

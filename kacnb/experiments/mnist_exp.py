@@ -20,6 +20,7 @@ checkpoints, and :func:`generate_cached` keeps each model's samples on disk and 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -143,6 +144,18 @@ def paper_models(
     return [MnistModel(float(a), float(c), float(T)) for T in horizons for a, c in chosen]
 
 
+#: How a claim's name marks the rows read with the step count of ``T = 1`` at ``T = 5``.
+_STEP_COUNT_TAG = " with N = {n} (step x5)"
+_STEP_COUNT_RE = re.compile(r" with N = \d+ \(step x5\)")
+
+
+def same_step_claim(claim: str) -> str:
+    """The name of the row that a row of :func:`claims` read with the step count of ``T = 1``
+    varies (``"T=5 with N = 100 (step x5) improves ..."`` -> ``"T=5 improves ..."``); other
+    names unchanged. Both kinds of row compare the same two models."""
+    return _STEP_COUNT_RE.sub("", claim)
+
+
 def claims(
     specs: Sequence[MnistModel],
     scores: dict[str, dict],
@@ -172,16 +185,12 @@ def claims(
     large = [p for p in pairs if p != (1.0, 1.0)]
     fd = {(s.a, s.c, s.T): scores[s.key]["fd"] for s in specs}
     same_count = scores if scores_same_count is None else scores_same_count
-    fd_n = {(s.a, s.c, s.T): same_count[s.key]["fd"] for s in specs if s.T != 1.0}
-    tag = f" with N = {n_same_count} (step x5)"
-    # (name suffix, FDs) per horizon: T = 1 once; longer horizons with the same step size
-    # (when sampled) and with the step count of T = 1
-    tables = {
-        T: [("", fd)]
-        if T == 1.0
-        else ([("", fd)] if scores_same_count is not None else []) + [(tag, {**fd, **fd_n})]
-        for T in horizons
-    }
+    fd_n = {**fd, **{(s.a, s.c, s.T): same_count[s.key]["fd"] for s in specs if s.T != 1.0}}
+    # (name suffix, FDs) for T = 5: with the same step size when it was sampled, and with
+    # the step count of T = 1
+    at_t5 = [("", fd)] if scores_same_count is not None else []
+    at_t5.append((_STEP_COUNT_TAG.format(n=n_same_count), fd_n))
+    tables = {T: [("", fd)] if T == 1.0 else at_t5 for T in horizons}
     out = []
     if (1.0, 1.0) in pairs and large:
         for T in horizons:

@@ -1,8 +1,9 @@
 """U-Net sampling throughput on MNIST: the explicit Euler sampler of notebook 05
 (:func:`kacnb.experiments.mnist_exp.generate`) in fp32 eager against smaller chunks (the
 images of one chunk go through the network together; smaller activations stay in the CPU's
-caches), channels_last, ``torch.compile`` (fp32), their combinations and bf16 autocast,
-measured in one run.
+caches), the chunks in forked single-thread processes (one per torch thread,
+:mod:`kacnb.cfm.forked`), channels_last, ``torch.compile`` (fp32), their combinations and
+bf16 autocast, measured in one run.
 
 Sampling is what bounds ``kacnb run 05 -p pretrained=True``: the long profile integrates
 eleven models, the five T = 5 ones twice (500 and 100 Euler steps), 3600 network calls on
@@ -27,29 +28,32 @@ import time
 
 import torch
 
+from kacnb.cfm.forked import cpu_workers
 from kacnb.cfm.models import UNet
 from kacnb.experiments.mnist_exp import MnistModel, generate
 
 REFERENCE = "fp32 eager"
-#: name -> (chunk divisor, channels_last, compile, amp)
+FORKED = "fp32 eager in chunks of n/4 in forked single-thread workers"
+#: name -> (chunk divisor, channels_last, compile, amp, forked workers)
 VARIANTS = {
-    REFERENCE: (1, False, False, None),
-    "fp32 eager in chunks of n/4": (4, False, False, None),
-    "fp32 eager in chunks of n/8": (8, False, False, None),
-    "fp32 eager in chunks of n/16": (16, False, False, None),
-    "fp32 channels_last": (1, True, False, None),
-    "fp32 compile": (1, False, True, None),
-    "fp32 compile + channels_last": (1, True, True, None),
-    "fp32 compile + channels_last in chunks of n/4": (4, True, True, None),
-    "fp32 compile + channels_last in chunks of n/8": (8, True, True, None),
-    "bf16 autocast": (1, False, False, "bf16"),
+    REFERENCE: (1, False, False, None, False),
+    "fp32 eager in chunks of n/4": (4, False, False, None, False),
+    "fp32 eager in chunks of n/8": (8, False, False, None, False),
+    "fp32 eager in chunks of n/16": (16, False, False, None, False),
+    FORKED: (4, False, False, None, True),
+    "fp32 channels_last": (1, True, False, None, False),
+    "fp32 compile": (1, False, True, None, False),
+    "fp32 compile + channels_last": (1, True, True, None, False),
+    "fp32 compile + channels_last in chunks of n/4": (4, True, True, None, False),
+    "fp32 compile + channels_last in chunks of n/8": (8, True, True, None, False),
+    "bf16 autocast": (1, False, False, "bf16", False),
 }
 
 
-def _run(model, spec, n, steps, chunk, amp, seed=0):
+def _run(model, spec, n, steps, chunk, amp, workers=1, seed=0):
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    out = generate(model, spec, n, steps, gen, chunk=chunk, amp=amp)
+    out = generate(model, spec, n, steps, gen, chunk=chunk, amp=amp, workers=workers)
     return out.x, time.perf_counter() - t0
 
 
@@ -79,7 +83,7 @@ def main(argv=None) -> dict:
     )
     rows, reference = [], None
     for name in names:
-        divisor, channels_last, compiled, amp = VARIANTS[name]
+        divisor, channels_last, compiled, amp, forked = VARIANTS[name]
         model = UNet(channels=1, base=args.base, levels=args.levels, blocks=args.blocks).eval()
         model.load_state_dict(base.state_dict())
         if channels_last:
@@ -88,8 +92,10 @@ def main(argv=None) -> dict:
             if compiled:
                 model = torch.compile(model)
             chunk = max(1, args.n // divisor)
-            _, warm = _run(model, spec, args.n, args.steps, chunk, amp)
-            x, seconds = _run(model, spec, args.n, args.steps, chunk, amp)
+            # one forked process of one thread per torch thread (kacnb.cfm.forked)
+            workers = cpu_workers("cpu", tasks=divisor) if forked else 1
+            _, warm = _run(model, spec, args.n, args.steps, chunk, amp, workers)
+            x, seconds = _run(model, spec, args.n, args.steps, chunk, amp, workers)
         except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler for inductor
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             print(f"{name}: failed ({type(exc).__name__}: {first})")

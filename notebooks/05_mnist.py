@@ -66,6 +66,7 @@ import torch
 
 from kacnb import report
 from kacnb.cfm import pretrained as shipped
+from kacnb.cfm.forked import cpu_workers
 from kacnb.cfm.metrics import frechet_distance
 from kacnb.collection import params, runtime
 from kacnb.collection.plotting import COLORS, GENERATED, GROUND_TRUTH, save_figure
@@ -516,14 +517,19 @@ plt.show()
 # $N$ of $T = 1$ only, as the learning curves of section 10 are; the figure titles give the
 # step counts. As in the paper, each figure shows
 # the five $(a, c)$ side by side, one grid of samples each (the first 64 samples of the model,
-# not selected); images are shown clipped to $[-1, 1]$. The paper's finding: $(1, 1)$ gives
-# an irregular flow and worse digits, larger $(a, c)$ are stable and consistent, and $T = 5$
-# slightly improves the larger pairs.
+# not selected); images are shown clipped to $[-1, 1]$. On a CPU the chunks of 64 images are
+# integrated in forked processes of one thread each, one per torch thread: faster than all
+# threads in one process on a small CPU (`benchmarks/bench_sample_mnist.py`), and the same
+# samples. The paper's finding: $(1, 1)$ gives an irregular flow and worse digits, larger
+# $(a, c)$ are stable and consistent, and $T = 5$ slightly improves the larger pairs.
 
 # %%
 t0 = time.perf_counter()
 samples, scores, scores_same_count = {}, {}, {}
 sample_key = {**train_settings, "seed": seed}  # samples are saved per trained model
+# on a CPU, one forked single-thread process per torch thread integrates the chunks
+# (kacnb.cfm.forked; speed only, the samples do not change)
+sample_workers = cpu_workers(rt.device)
 
 
 def sample_and_score(spec, index, steps, **kwargs):
@@ -531,7 +537,8 @@ def sample_and_score(spec, index, steps, **kwargs):
     gen = torch.Generator(device=rt.device).manual_seed(seed + 1 + index)
     return mnist_sample_and_score(
         trained[spec.key].model, spec, cfg["n_samples"], steps, gen, ckpt_dir, sample_key,
-        classifier, ref_features, amp=sample_amp, chunk=cfg["sample_chunk"], **kwargs,
+        classifier, ref_features, amp=sample_amp, chunk=cfg["sample_chunk"],
+        workers=sample_workers, **kwargs,
     )  # fmt: skip
 
 
@@ -688,6 +695,7 @@ t0 = time.perf_counter()
 large, large_scores = mnist_sample_and_score(
     trained[best_t1.key].model, best_t1, n_large, N_EULER[best_t1.key], large_gen, ckpt_dir,
     sample_key, classifier, ref_features, amp=sample_amp, chunk=cfg["sample_chunk"],
+    workers=sample_workers,
 )  # fmt: skip
 fd_floor_large = frechet_distance(features(classifier, test_a[:n_large]), ref_features)
 fresh_fds = subset_fds(classifier, large.x, ref_features, cfg["n_samples"])

@@ -18,6 +18,8 @@ def test_sampling_benchmark_compares_every_variant_with_fp32_eager(capsys):
     assert rows["fp32 eager"]["max_abs_diff"] == 0.0 and rows["fp32 eager"]["speedup"] == 1.0
     # fp32 variants reorder float32 sums only; chunking changes nothing per image
     assert rows["fp32 eager in chunks of n/4"]["max_abs_diff"] < 1e-5
+    # forked single-thread workers: the same images, whatever the thread count
+    assert rows[bench.FORKED]["max_abs_diff"] < 1e-5 and rows[bench.FORKED]["correct"]
     assert rows["fp32 channels_last"]["max_abs_diff"] < 1e-4
     for name in ("fp32 compile", "fp32 compile + channels_last"):
         assert "error" in rows[name] or rows[name]["max_abs_diff"] < 1e-4, rows[name]

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from kacnb.cfm.forked import fork_available
 from kacnb.experiments.mnist_exp import (
     PAIRS,
     MnistModel,
@@ -472,3 +473,28 @@ def test_chunks_change_the_speed_not_the_samples():
     torch.testing.assert_close(pieces.trajectory, whole.trajectory, rtol=0, atol=1e-5)
     assert pieces.trajectory.shape[1] == 5 and pieces.nfe == whole.nfe == 3
     assert not torch.allclose(whole.x, whole.latent)  # the network did move the samples
+
+
+@pytest.mark.skipif(not fork_available(), reason="forked workers need Linux")
+def test_forked_workers_give_the_samples_of_one_process_in_order():
+    """Chunks integrated in two forked single-thread processes come back in their order,
+    with the trajectories of the first ``keep_trajectory`` samples across a chunk boundary:
+    a worker that returned its chunks out of order or dropped the second chunk's
+    trajectories would fail."""
+    from kacnb.cfm.models import UNet
+
+    torch.manual_seed(0)
+    net = UNet(channels=1, base=8, levels=2, blocks=1).eval()
+    spec = MnistModel(25.0, 5.0, 1.0)
+
+    def draw(workers):
+        gen = torch.Generator().manual_seed(5)
+        return generate(
+            net, spec, 13, 3, gen, n_saved=2, keep_trajectory=7, chunk=3, workers=workers
+        )
+
+    one, two = draw(1), draw(2)
+    torch.testing.assert_close(two.latent, one.latent, rtol=0, atol=0)
+    torch.testing.assert_close(two.x, one.x, rtol=0, atol=1e-5)
+    torch.testing.assert_close(two.trajectory, one.trajectory, rtol=0, atol=1e-5)
+    assert two.x.shape[0] == 13 and two.trajectory.shape[1] == 7 and two.nfe == one.nfe == 3

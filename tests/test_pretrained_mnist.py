@@ -15,6 +15,7 @@ import torch
 from tolerance import shares_agree
 
 from kacnb.cfm import pretrained
+from kacnb.cfm.forked import cpu_workers
 from kacnb.cfm.metrics import frechet_distance
 from kacnb.experiments.classifier import features, predict
 from kacnb.experiments.data import mnist
@@ -88,7 +89,9 @@ def test_fresh_samples_of_the_best_model_reproduce_its_committed_scores(shipped)
 
     def scores(n_steps):
         gen = torch.Generator().manual_seed(12345)
-        out = generate(model, spec, n, n_steps, gen, chunk=64)
+        # forked single-thread workers where the CPU has threads to spare (speed only)
+        workers = cpu_workers("cpu", tasks=-(-n // 64))
+        out = generate(model, spec, n, n_steps, gen, chunk=64, workers=workers)
         return evaluate(classifier, out.x, reference)
 
     got = scores(steps)

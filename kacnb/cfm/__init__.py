@@ -11,6 +11,7 @@ collection. Training and sampling never branch on the model: every probability p
 - ``train`` -- the CFM loss [97], the training loop, checkpoints, deadlines, locks.
 - ``step_variants`` -- the fastest training step whose gradients are right on this machine.
 - ``sampling`` -- integrate a learned velocity field backwards in time (Euler, RK4, dopri5).
+- ``forked`` -- independent CPU work (chunks of samples) in forked single-thread processes.
 - ``metrics`` -- sample quality: mixture NLL, mode coverage, Wasserstein-2, Frechet distance.
 - ``pretrained`` -- weight bundles: save, verify by SHA-256, load with ``weights_only``.
 """

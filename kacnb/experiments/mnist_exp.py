@@ -30,6 +30,7 @@ import torch
 
 from ..cfm import pretrained
 from ..cfm.config import TrainConfig
+from ..cfm.forked import forked_map
 from ..cfm.metrics import frechet_distance
 from ..cfm.models import UNet
 from ..cfm.paths import MeanRevertingKacPath, RectifiedFlowPath
@@ -530,6 +531,7 @@ def generate(
     keep_trajectory: int = 0,
     chunk: int = 500,
     amp: str | None = None,
+    workers: int = 1,
 ) -> Generated:
     """Draw ``n`` latents ``K(T)`` (independent of the data [98-99]) on the generator's device
     and integrate ``dx/dt = model(t, x)`` from ``T`` to 0 with ``steps`` explicit Euler steps.
@@ -541,7 +543,10 @@ def generate(
     keep the activations in cache and run about 1.5 times faster than 256 at once,
     ``benchmarks/bench_sample_mnist.py``); ``nfe`` counts network calls per chunk.
     ``amp="bf16"`` evaluates the network under bf16 autocast (the Euler state stays in
-    float32).
+    float32). ``workers`` > 1 integrates the chunks in that many forked single-thread
+    processes (:func:`kacnb.cfm.forked.forked_map`; a CPU only, speed only: about 1.3 times
+    faster than two torch threads on a 2-core CPU, :func:`kacnb.cfm.forked.cpu_workers`
+    picks the count).
     """
     if amp not in AMP_DTYPES:
         raise ValueError(f"amp must be one of {list(AMP_DTYPES)}, got {amp!r}")
@@ -556,8 +561,8 @@ def generate(
 
     zeros = torch.zeros((n, *IMAGE_SHAPE), device=device)
     latent = path.latent(zeros, generator)
-    xs, trajs, nfe, times = [], [], 0, None
-    for start in range(0, n, chunk):
+
+    def one_chunk(start: int):
         out = integrate(
             velocity,
             latent[start : start + chunk],
@@ -568,12 +573,18 @@ def generate(
             n_saved=n_saved,
             return_trajectory=True,
         )
-        xs.append(out.x.cpu())
-        nfe, times = out.nfe, out.times.cpu()
-        if start < keep_trajectory:
-            trajs.append(out.trajectory[:, : keep_trajectory - start].cpu())
+        kept = (
+            out.trajectory[:, : keep_trajectory - start].cpu() if start < keep_trajectory else None
+        )
+        return out.x.cpu(), kept, out.nfe, out.times.cpu()
+
+    parts = forked_map(
+        one_chunk, range(0, n, chunk), workers=workers if device.type == "cpu" else 1
+    )
+    trajs = [kept for _, kept, _, _ in parts if kept is not None]
     traj = torch.cat(trajs, dim=1) if trajs else None
-    return Generated(torch.cat(xs), latent.cpu(), times, traj, nfe)
+    _, _, nfe, times = parts[-1]
+    return Generated(torch.cat([x for x, *_ in parts]), latent.cpu(), times, traj, nfe)
 
 
 def stop_at_deadline(what: str) -> None:
@@ -600,14 +611,16 @@ def generate_cached(
     keep_trajectory: int = 0,
     amp: str | None = None,
     chunk: int = 500,
+    workers: int = 1,
 ) -> Generated:
     """:func:`generate`, its result kept in ``directory`` (``None``: not kept).
 
     The file name hashes ``spec``, ``n``, ``steps``, ``n_saved``, ``keep_trajectory``,
     ``amp``, the generator's initial seed and ``settings`` (those of the trained model), so
-    a changed model or sampler never reuses stale samples (``chunk`` changes the speed only,
-    not the samples, and is not part of the name). Before sampling anything it calls
-    :func:`stop_at_deadline`; a cached result is returned whatever the deadline.
+    a changed model or sampler never reuses stale samples (``chunk`` and ``workers`` change
+    the speed only, not the samples, and are not part of the name). Before sampling
+    anything it calls :func:`stop_at_deadline`; a cached result is returned whatever the
+    deadline.
     """
     ckpt = None
     if directory is not None:
@@ -627,7 +640,7 @@ def generate_cached(
                 state["x"], state["latent"], state["times"], state["trajectory"], state["nfe"]
             )
     stop_at_deadline(f"sampling {spec.key} ({n} samples, {steps} Euler steps)")
-    out = generate(model, spec, n, steps, generator, n_saved, keep_trajectory, chunk, amp)
+    out = generate(model, spec, n, steps, generator, n_saved, keep_trajectory, chunk, amp, workers)
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_suffix(".tmp")
@@ -701,14 +714,27 @@ def sample_and_score(
     keep_trajectory: int = 0,
     amp: str | None = None,
     chunk: int = 500,
+    workers: int = 1,
 ) -> tuple[Generated, dict]:
     """``n`` samples of one model (:func:`generate_cached`: ``steps`` Euler steps from the
     latents of ``generator``, kept in ``directory``) and their :func:`evaluate` scores, with
     ``fd_latent``, the FD of the latents ``K(T)`` themselves (the ceiling a model must beat).
-    ``chunk``: images per network call (:func:`generate`; speed only). Raises
+    ``chunk``: images per network call, ``workers``: processes (:func:`generate`; speed
+    only). Raises
     ``RuntimeError`` if the sampler did not make ``steps`` network calls."""
     out = generate_cached(
-        model, spec, n, steps, generator, directory, settings, n_saved, keep_trajectory, amp, chunk
+        model,
+        spec,
+        n,
+        steps,
+        generator,
+        directory,
+        settings,
+        n_saved,
+        keep_trajectory,
+        amp,
+        chunk,
+        workers,
     )
     if out.nfe != steps:
         raise RuntimeError(f"{spec.key}: {out.nfe} network calls instead of {steps} Euler steps")

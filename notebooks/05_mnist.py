@@ -518,9 +518,9 @@ plt.show()
 # step counts. As in the paper, each figure shows
 # the five $(a, c)$ side by side, one grid of samples each (the first 64 samples of the model,
 # not selected); images are shown clipped to $[-1, 1]$. On a CPU the chunks of 64 images are
-# integrated in forked processes of one thread each, one per torch thread: faster than all
-# threads in one process on a small CPU (`benchmarks/bench_sample_mnist.py`), and the same
-# samples. The paper's finding: $(1, 1)$ gives an irregular flow and worse digits, larger
+# integrated in forked processes of one thread each, one per torch thread, rather than with
+# all threads in one process (the same samples; `benchmarks/bench_sample_mnist.py` compares
+# the two). The paper's finding: $(1, 1)$ gives an irregular flow and worse digits, larger
 # $(a, c)$ are stable and consistent, and $T = 5$ slightly improves the larger pairs.
 
 # %%

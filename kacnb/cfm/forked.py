@@ -1,11 +1,12 @@
 """Spread independent CPU work over forked single-thread processes (speed only).
 
 Sampling a batch of images in chunks is embarrassingly parallel: every chunk starts from its
-own, already drawn latents and the network treats each image alone. On a small CPU, one
-process per core with one torch thread each is faster than one process with all cores as
-torch threads (the U-Net's convolutions on 64 images of 28 x 28 are too small to split well:
-``benchmarks/bench_sample_mnist.py`` measures both). :func:`forked_map` applies a function
-to items in such processes, in order; :func:`cpu_workers` says how many to use.
+own, already drawn latents and the network treats each image alone. Where torch's threads
+split the U-Net's small convolutions (64 images of 28 x 28) poorly, one process per core
+with one torch thread each does better than one process with all cores as threads; where
+they split well, the two are about even (``benchmarks/bench_sample_mnist.py`` measures
+both). :func:`forked_map` applies a function to items in such processes, in order;
+:func:`cpu_workers` says how many to use.
 
 Forking copies the parent's memory, so the function (a closure over a model, say) is never
 pickled; only the items and the results are. Fork is used only where it is safe with torch:

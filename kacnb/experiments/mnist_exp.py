@@ -544,9 +544,9 @@ def generate(
     ``benchmarks/bench_sample_mnist.py``); ``nfe`` counts network calls per chunk.
     ``amp="bf16"`` evaluates the network under bf16 autocast (the Euler state stays in
     float32). ``workers`` > 1 integrates the chunks in that many forked single-thread
-    processes (:func:`kacnb.cfm.forked.forked_map`; a CPU only, speed only: about 1.3 times
-    faster than two torch threads on a 2-core CPU, :func:`kacnb.cfm.forked.cpu_workers`
-    picks the count).
+    processes (:func:`kacnb.cfm.forked.forked_map`; a CPU only, speed only, measured
+    against threads by ``benchmarks/bench_sample_mnist.py``;
+    :func:`kacnb.cfm.forked.cpu_workers` picks the count).
     """
     if amp not in AMP_DTYPES:
         raise ValueError(f"amp must be one of {list(AMP_DTYPES)}, got {amp!r}")

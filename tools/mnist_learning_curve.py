@@ -14,9 +14,10 @@ with channels_last on a CPU) and its speed in optimiser steps per second are mea
 the machine as it is then (run it idle: the record keeps the load average). A point's
 ``train_s`` is its step count divided by that speed, the training time on the idle machine, so
 that other work slowing the run down does not move the curve; the points are scheduled by step.
-A finished curve names the CPU that trained it (``cpu``); trained on another machine than the
-one whose speed was measured, its time axis is still that machine's (same steps, same
-seconds), and only float32 rounding differs.
+A finished curve names the CPU that trained it (``cpu``) and the FD floor of the classifier
+that scored it (``fd_floor``; the classifier is trained again, seeded, in every call); trained
+on another machine than the one whose speed was measured, its time axis is still that
+machine's (same steps, same seconds), and only float32 rounding differs.
 
 **Resumable.** The record (``--out``) is rewritten after every scored point; checkpoints go
 to ``--work``. The same command continues where a run stopped: finished curves are kept,
@@ -366,8 +367,11 @@ def main(argv=None) -> dict:
                 "model": model_key,
                 "steps_per_s": rate,
                 "variant": speed["variant"]["variant"],
-                # the CPU that trained it (train_s stays in the speed's machine's seconds)
+                # the CPU that trained it (train_s stays in the speed's machine's seconds) and
+                # the floor of the classifier that scored it: the classifier is trained again
+                # in every call, the same on one machine but not to the last bit on another
                 "cpu": device_name("cpu"),
+                "fd_floor": floor,
                 "git_commit": git_state(ROOT)[0],
                 "finished_utc": _now(),
             }

@@ -1020,15 +1020,19 @@ else:
 # points), 256 digits from the same latents each time. An open square marks where the FD stops
 # improving by more than 5% (`learning_curve.stops_improving`); no square: still improving when
 # the budget ended, so more training would help. The tool records which curves are finished;
-# unfinished ones are listed below the table. The long profile is chosen from these curves.
+# unfinished ones are listed below the table. The long profile was chosen from the two-level
+# curves, before the three-level one was measured; the table below says where each
+# configuration stands after 30 minutes. The time axis is steps divided by the speed each
+# configuration had on the machine named in the title; some curves were trained on another
+# 2-core CPU (the record names it per curve), on the same axis.
 
 # %%
 long_curves = [] if long_record is None else long_record["curves"]
 if not long_curves:
     print(f"no finished long curve in figures/runs/{learning_curve.LONG_RECORD.name}")
 else:
-    long_models = list(dict.fromkeys(c.model for c in long_curves))
-    long_configs = list(dict.fromkeys(c.name for c in long_curves))
+    long_models = sorted({c.model for c in long_curves}, key=learning_curve.model_sort_key)
+    long_configs = sorted({c.name for c in long_curves})
     fig, axes = plt.subplots(
         1, len(long_models), figsize=(4.2 * len(long_models), 3.8), squeeze=False,
         sharey=True, constrained_layout=True,
@@ -1047,11 +1051,12 @@ else:
         ax.set_xlabel("training time (minutes, 2-core CPU)")
         ax.set_yscale("log")
     axes[0][0].set_ylabel(f"FD to test digits ({long_record['n_samples']} samples)")
-    axes[0][0].legend(fontsize=8)
+    max(axes[0], key=lambda ax: len(ax.lines)).legend(fontsize=8)  # the panel with every config
     m = long_record["machine"]
     fig.suptitle(
         f"FD against training time, {long_record['euler_steps']} Euler steps\n"
-        f"({m['cpu']}, {m['torch_threads']} threads, torch {m['torch']})",
+        f"(time = steps / the speed measured on {m['cpu']}, {m['torch_threads']} threads, "
+        f"torch {m['torch']})",
         fontsize=10,
     )
     save_figure(fig, "nb05_learning_curve_long", figures_dir)

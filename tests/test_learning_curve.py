@@ -286,6 +286,33 @@ def test_long_table_reads_a_record_of_several_models(tmp_path):
     assert big["last_fd"] == 90 and big["last_confident"] == pytest.approx(0.4)
 
 
+def test_long_table_orders_by_model_then_config_not_by_finishing_time(tmp_path):
+    """A curve trained again (here (25, 5), T = 1 with u16) is appended to the record last;
+    the table and the notebook's panels still put the larger pair first and T = 1 first."""
+    import json
+
+    from kacnb.experiments.learning_curve import load_record, long_table
+
+    def pts():
+        return [CurvePoint(100, 60.0, 100.0, 0.5, 9)]
+
+    finished = [("u16", "a25_c5_T5"), ("u16", "a1_c1_T1"), ("u32", "a25_c5_T1"),
+                ("u16", "a1_c1_T5"), ("u16", "a25_c5_T1")]  # fmt: skip
+    path = tmp_path / "long.json"
+    curves = [Curve(name, {}, pts(), model).to_json() for name, model in finished]
+    path.write_text(json.dumps({"curves": curves}))
+    rows = long_table(load_record(path))
+    assert [(r["model"], r["config"]) for r in rows] == [
+        ("a25_c5_T1", "u16"),
+        ("a25_c5_T1", "u32"),
+        ("a25_c5_T5", "u16"),
+        ("a1_c1_T1", "u16"),
+        ("a1_c1_T5", "u16"),
+    ]
+    with pytest.raises(ValueError, match="not a model key"):
+        learning_curve.model_sort_key("u32-b64")
+
+
 def test_model_label_reads_the_key_and_refuses_others():
     assert learning_curve.model_label("a25_c5_T1") == "(25, 5), T = 1"
     assert learning_curve.model_label("a1_c1_T5") == "(1, 1), T = 5"

@@ -409,12 +409,13 @@ def config_train_s(record: dict | None, settings: dict, steps: int) -> tuple[str
 
 def long_table(record: dict, rel: float = 0.05) -> list[dict]:
     """One row per curve of a long learning-curve record (:func:`load_record` of
-    :data:`LONG_RECORD`): ``model``, ``config``, ``best_fd`` and its ``best_min`` (training
-    minutes), the last point's ``last_min``, ``last_fd`` and ``last_confident``, and
-    ``plateau_min``: the training minutes after which the FD improves by less than ``rel``
-    (:func:`stops_improving`; ``None``: still improving when the budget ended)."""
+    :data:`LONG_RECORD`), by model (:func:`model_sort_key`) and configuration: ``model``,
+    ``config``, ``best_fd`` and its ``best_min`` (training minutes), the last point's
+    ``last_min``, ``last_fd`` and ``last_confident``, and ``plateau_min``: the training
+    minutes after which the FD improves by less than ``rel`` (:func:`stops_improving`;
+    ``None``: still improving when the budget ended)."""
     rows = []
-    for c in record["curves"]:
+    for c in sorted(record["curves"], key=lambda c: (model_sort_key(c.model), c.name)):
         best = min(c.points, key=lambda p: p.fd)
         last = c.points[-1]
         flat = stops_improving(c, rel)
@@ -433,13 +434,25 @@ def long_table(record: dict, rel: float = 0.05) -> list[dict]:
     return rows
 
 
-def model_label(key: str) -> str:
-    """``"a25_c5_T1"`` (a long record's model key) -> ``"(25, 5), T = 1"``."""
+def _model_params(key: str) -> tuple[float, float, float]:
     match = re.fullmatch(r"a([\d.e+-]+)_c([\d.e+-]+)_T([\d.e+-]+)", key)
     if match is None:
         raise ValueError(f"not a model key of the form a<a>_c<c>_T<T>: {key!r}")
     a, c, T = (float(g) for g in match.groups())
+    return a, c, T
+
+
+def model_label(key: str) -> str:
+    """``"a25_c5_T1"`` (a long record's model key) -> ``"(25, 5), T = 1"``."""
+    a, c, T = _model_params(key)
     return f"({a:g}, {c:g}), T = {T:g}"
+
+
+def model_sort_key(key: str) -> tuple[float, float, float]:
+    """Order of a long record's models, whatever order their curves finished in: the larger
+    pair first, then the shorter horizon ((25, 5) T = 1, (25, 5) T = 5, (1, 1) T = 1, ...)."""
+    a, c, T = _model_params(key)
+    return -a, -c, T
 
 
 def unfinished(record: dict) -> list[str]:

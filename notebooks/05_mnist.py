@@ -1038,7 +1038,7 @@ else:
         sharey=True, constrained_layout=True,
     )  # fmt: skip
     for ax, model in zip(axes[0], long_models, strict=True):
-        for curve in (c for c in long_curves if c.model == model):
+        for curve in sorted((c for c in long_curves if c.model == model), key=lambda c: c.name):
             colour = COLORS[long_configs.index(curve.name)]
             minutes = [p.train_s / 60 for p in curve.points]
             ax.plot(minutes, [p.fd for p in curve.points], "o-", ms=3, color=colour,

@@ -93,7 +93,7 @@ def main(argv=None) -> dict:
                 model = torch.compile(model)
             chunk = max(1, args.n // divisor)
             # one forked process of one thread per torch thread (kacnb.cfm.forked)
-            workers = cpu_workers("cpu", tasks=divisor) if forked else 1
+            workers = cpu_workers("cpu") if forked else 1
             _, warm = _run(model, spec, args.n, args.steps, chunk, amp, workers)
             x, seconds = _run(model, spec, args.n, args.steps, chunk, amp, workers)
         except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler for inductor

@@ -527,9 +527,7 @@ plt.show()
 t0 = time.perf_counter()
 samples, scores, scores_same_count = {}, {}, {}
 sample_key = {**train_settings, "seed": seed}  # samples are saved per trained model
-# on a CPU, one forked single-thread process per torch thread integrates the chunks
-# (kacnb.cfm.forked; speed only, the samples do not change)
-sample_workers = cpu_workers(rt.device)
+sample_workers = cpu_workers(rt.device)  # forked single-thread processes on a CPU, else 1
 
 
 def sample_and_score(spec, index, steps, **kwargs):
@@ -1027,18 +1025,18 @@ else:
 # 2-core CPU (the record names it per curve), on the same axis.
 
 # %%
-long_curves = [] if long_record is None else long_record["curves"]
+long_curves = [] if long_record is None else learning_curve.in_order(long_record["curves"])
 if not long_curves:
     print(f"no finished long curve in figures/runs/{learning_curve.LONG_RECORD.name}")
 else:
-    long_models = sorted({c.model for c in long_curves}, key=learning_curve.model_sort_key)
+    long_models = list(dict.fromkeys(c.model for c in long_curves))
     long_configs = sorted({c.name for c in long_curves})
     fig, axes = plt.subplots(
         1, len(long_models), figsize=(4.2 * len(long_models), 3.8), squeeze=False,
         sharey=True, constrained_layout=True,
     )  # fmt: skip
     for ax, model in zip(axes[0], long_models, strict=True):
-        for curve in sorted((c for c in long_curves if c.model == model), key=lambda c: c.name):
+        for curve in (c for c in long_curves if c.model == model):
             colour = COLORS[long_configs.index(curve.name)]
             minutes = [p.train_s / 60 for p in curve.points]
             ax.plot(minutes, [p.fd for p in curve.points], "o-", ms=3, color=colour,

@@ -75,8 +75,6 @@ def test_cpu_workers_follow_the_threads_and_stay_home_on_cuda(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     monkeypatch.setattr(forked, "fork_available", lambda: True)
     assert cpu_workers("cpu") == 4
-    assert cpu_workers("cpu", tasks=3) == 3
-    assert cpu_workers("cpu", tasks=0) == 1
     assert cpu_workers("cuda") == 1
     monkeypatch.setattr(forked, "fork_available", lambda: False)
     assert cpu_workers("cpu") == 1

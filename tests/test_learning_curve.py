@@ -310,7 +310,7 @@ def test_long_table_orders_by_model_then_config_not_by_finishing_time(tmp_path):
         ("a1_c1_T5", "u16"),
     ]
     with pytest.raises(ValueError, match="not a model key"):
-        learning_curve.model_sort_key("u32-b64")
+        learning_curve.in_order([Curve("u16", {}, pts(), "u32-b64")])
 
 
 def test_model_label_reads_the_key_and_refuses_others():

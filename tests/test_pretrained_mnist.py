@@ -90,8 +90,7 @@ def test_fresh_samples_of_the_best_model_reproduce_its_committed_scores(shipped)
     def scores(n_steps):
         gen = torch.Generator().manual_seed(12345)
         # forked single-thread workers where the CPU has threads to spare (speed only)
-        workers = cpu_workers("cpu", tasks=-(-n // 64))
-        out = generate(model, spec, n, n_steps, gen, chunk=64, workers=workers)
+        out = generate(model, spec, n, n_steps, gen, chunk=64, workers=cpu_workers("cpu"))
         return evaluate(classifier, out.x, reference)
 
     got = scores(steps)

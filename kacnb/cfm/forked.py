@@ -38,14 +38,13 @@ def fork_available() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def cpu_workers(device: torch.device | str, tasks: int | None = None) -> int:
-    """Processes for ``tasks`` independent pieces of work on ``device``: torch's CPU thread
-    count on a CPU where forking is safe (each worker then runs one thread), capped at
-    ``tasks``; 1 on a CUDA device, where the work stays in this process."""
+def cpu_workers(device: torch.device | str) -> int:
+    """Processes for independent work on ``device``: torch's CPU thread count on a CPU where
+    forking is safe (each worker then runs one thread; :func:`forked_map` starts no more than
+    it has items); 1 on a CUDA device, where the work stays in this process."""
     if torch.device(device).type != "cpu" or not fork_available():
         return 1
-    n = max(1, torch.get_num_threads())
-    return n if tasks is None else max(1, min(n, int(tasks)))
+    return max(1, torch.get_num_threads())
 
 
 def _start_worker(fn: Callable[[Any], Any], threads: int) -> None:

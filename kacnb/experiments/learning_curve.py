@@ -409,13 +409,13 @@ def config_train_s(record: dict | None, settings: dict, steps: int) -> tuple[str
 
 def long_table(record: dict, rel: float = 0.05) -> list[dict]:
     """One row per curve of a long learning-curve record (:func:`load_record` of
-    :data:`LONG_RECORD`), by model (:func:`model_sort_key`) and configuration: ``model``,
+    :data:`LONG_RECORD`), in :func:`in_order`: ``model``,
     ``config``, ``best_fd`` and its ``best_min`` (training minutes), the last point's
     ``last_min``, ``last_fd`` and ``last_confident``, and ``plateau_min``: the training
     minutes after which the FD improves by less than ``rel`` (:func:`stops_improving`;
     ``None``: still improving when the budget ended)."""
     rows = []
-    for c in sorted(record["curves"], key=lambda c: (model_sort_key(c.model), c.name)):
+    for c in in_order(record["curves"]):
         best = min(c.points, key=lambda p: p.fd)
         last = c.points[-1]
         flat = stops_improving(c, rel)
@@ -448,11 +448,16 @@ def model_label(key: str) -> str:
     return f"({a:g}, {c:g}), T = {T:g}"
 
 
-def model_sort_key(key: str) -> tuple[float, float, float]:
-    """Order of a long record's models, whatever order their curves finished in: the larger
-    pair first, then the shorter horizon ((25, 5) T = 1, (25, 5) T = 5, (1, 1) T = 1, ...)."""
-    a, c, T = _model_params(key)
-    return -a, -c, T
+def in_order(curves: Sequence[Curve]) -> list[Curve]:
+    """A long record's curves by model, whatever order they finished in (the larger pair
+    first, then the shorter horizon: (25, 5) T = 1, (25, 5) T = 5, (1, 1) T = 1, ...), and
+    by configuration name within a model."""
+
+    def key(curve: Curve) -> tuple:
+        a, c, T = _model_params(curve.model)
+        return -a, -c, T, curve.name
+
+    return sorted(curves, key=key)
 
 
 def unfinished(record: dict) -> list[str]:
